@@ -1,0 +1,1 @@
+"""One module per `aura` subcommand; each imports only what it needs."""

@@ -1,0 +1,51 @@
+"""`aura doctor`: for each executor, is it installed, which binary, and what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from aura_core.executors.base import Availability, SetupRequired
+from aura_core.executors.registry import EXECUTOR_NAMES, get_executor
+
+
+def collect(overrides: dict[str, str] | None = None) -> list[Availability]:
+    overrides = overrides or {}
+    rows = []
+    for name in EXECUTOR_NAMES:
+        try:
+            executor = get_executor(name)
+        except SetupRequired as exc:
+            rows.append(Availability(name=name, found=False, missing=[str(exc)]))
+            continue
+        try:
+            rows.append(executor.availability(overrides.get(name)))
+        except Exception as exc:  # a broken probe must not hide the other executors
+            rows.append(Availability(name=name, found=False, missing=[f"probe failed: {exc}"]))
+    return rows
+
+
+def main(args: argparse.Namespace) -> int:
+    rows = collect()
+    if args.json:
+        json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    header = ("EXECUTOR", "STATUS", "VERSION", "PATH", "WHAT TO DO")
+    table = []
+    for r in rows:
+        status = "ready" if r.found and not r.missing else ("found" if r.found else "missing")
+        todo = "; ".join(r.missing) or (r.note or "")
+        path = r.path or "-"
+        if r.override:
+            path += " (override)"
+        table.append((r.name, status, r.version or "-", path, todo))
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(header[:-1])]
+    for line in (header, *table):
+        cells = [c.ljust(w) for c, w in zip(line[:-1], widths, strict=True)]
+        sys.stdout.write("  ".join([*cells, line[-1]]).rstrip() + "\n")
+    ready = sum(1 for r in rows if r.found and not r.missing)
+    sys.stdout.write(f"\n{ready} of {len(rows)} executors ready.\n")
+    return 0
