@@ -89,7 +89,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, tui: bool) -> None:
         help="variable for prompt templates and the agent's environment (repeatable)",
     )
     r = p.add_argument_group("continuing a session")
-    r.add_argument("--session", metavar="ID", help="continue this session (id or unique prefix)")
+    session = r.add_argument(
+        "--session", metavar="ID", help="continue this session (id or unique prefix)"
+    )
+    session.aura_complete = "session-ids"  # type: ignore[attr-defined]
     r.add_argument("--resume-latest", action="store_true", help="continue the most recent session")
     c = p.add_argument_group("command and endpoint executors")
     c.add_argument(
@@ -186,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="which agents are installed and ready", parents=[common])
     doctor.add_argument("--json", action="store_true", help="print JSON")
 
+    from aura_tui.commands.task import add_parsers as add_task_parsers
+
+    add_task_parsers(sub, common)
+
     help_ = sub.add_parser("help", help="show help for aura or a command", parents=[common])
     help_.add_argument("topic", nargs="*", help="command to explain, e.g. `aura help run`")
     _mark_dynamic(s_show)
@@ -257,6 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aura_tui.commands import tui as tui_cmd
 
             return tui_cmd.main(args)
+        if args.command == "task":
+            from aura_tui.commands import task as task_cmd
+
+            return task_cmd.main(args)
         if args.command == "doctor":
             from aura_tui.commands import doctor as doctor_cmd
 

@@ -37,9 +37,7 @@ def temp_home() -> Path:
     return Path(tempfile.mkdtemp(prefix="aura-bench-"))
 
 
-def time_command(
-    argv: Sequence[str], env: dict[str, str], runs: int, **kw: object
-) -> list[float]:
+def time_command(argv: Sequence[str], env: dict[str, str], runs: int, **kw: object) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()

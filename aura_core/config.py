@@ -1,0 +1,111 @@
+"""The user's configuration: one TOML file in the config dir, validated by pydantic.
+
+Every section is optional; a bad value is reported as one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aura_core import paths
+
+
+class ConfigError(Exception):
+    """A config problem, as one line naming the file and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorktreeConfig(_Section):
+    root: str | None = None  # default: <data dir>/worktrees
+    prefix: str = "aura"
+    auto_commit: bool = True
+
+
+class ScriptsConfig(_Section):
+    setup: str | None = None  # run in the worktree before the agent, e.g. "npm ci"
+    cleanup: str | None = None  # run after each agent turn, e.g. "ruff format ."
+
+
+class RuntimeConfig(_Section):
+    max_concurrent: int = Field(default=3, ge=1, le=64)
+    reviewer: str | None = None  # executor for the review stage; default: the task's executor
+
+
+class ExecutorConfig(_Section):
+    path: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    args: list[str] = Field(default_factory=list)
+    # a command-backed agent defined by the user: `command = "my-agent --json"`
+    command: str | None = None
+
+
+class HubConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=7433, ge=0, le=65535)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    token: str | None = None
+
+
+class NotifyConfig(_Section):
+    bell: bool = True
+    desktop: bool = True
+    on_review: str | None = None
+    on_fail: str | None = None
+
+
+class AuraConfig(_Section):
+    board: dict[str, Any] = Field(default_factory=dict)  # parsed by aura_core.board
+    prompts: dict[str, str] = Field(default_factory=dict)
+    scripts: ScriptsConfig = Field(default_factory=ScriptsConfig)
+    worktrees: WorktreeConfig = Field(default_factory=WorktreeConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    executors: dict[str, ExecutorConfig] = Field(default_factory=dict)
+    hub: HubConfig = Field(default_factory=HubConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    keymap: dict[str, str] = Field(default_factory=dict)
+    theme: str | None = None
+
+    def worktrees_root(self, data_override: str | None = None) -> Path:
+        if self.worktrees.root:
+            return Path(self.worktrees.root).expanduser()
+        return paths.data_dir(data_override) / "worktrees"
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> AuraConfig:
+    try:
+        return AuraConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `aura config init` writes a commented example)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_key(tuple(err['loc']))}: {msg}{more}") from None
+
+
+def load_config(path: Path | None = None) -> AuraConfig:
+    path = path or paths.config_file()
+    if not path.exists():
+        return AuraConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(data, str(path))

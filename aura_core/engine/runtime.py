@@ -1,0 +1,980 @@
+"""The runtime: drives executions through the engine's stages and carries out its actions.
+
+Every event is written to the store (with the execution's new state and the task's board state)
+in one transaction before any of its actions run: the event log is the truth the board is rebuilt
+from after a crash. Each live execution has one driver thread; a slot limit queues the rest.
+The TUI, the headless `aura task` CLI and the worker hub all use only this class.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aura_core import procinfo
+from aura_core.board import Board, MoveDecision, MoveIntent
+from aura_core.config import AuraConfig
+from aura_core.contracts import (
+    ActionKind,
+    CanonicalTaskState,
+    EventKind,
+    Execution,
+    ExecutionAction,
+    ExecutionEvent,
+    ExecutionStage,
+    ExecutionStatus,
+    InvalidTransition,
+    MachineState,
+    Session,
+    Task,
+)
+from aura_core.engine.prompts import default_templates, merge_templates, parse_verdict, render
+from aura_core.engine.state_machine import apply
+from aura_core.executors.base import RunMode, RunOptions, RunRequest, SetupRequired
+from aura_core.executors.command import CommandExecutor
+from aura_core.executors.registry import get_executor
+from aura_core.runner import Row, RunResult, SessionRunner
+
+LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
+
+
+class RuntimeError_(Exception):
+    """A refused runtime request; its message is one line saying what to do."""
+
+
+@dataclass(slots=True)
+class RuntimeEvent:
+    kind: str  # task_changed | session_started | log | entries | notify
+    task_id: str | None = None
+    session_id: str | None = None
+    rows: list[Row] = field(default_factory=list)
+    patches: list[Any] = field(default_factory=list)
+    level: str = "information"
+    message: str = ""
+
+
+Subscriber = Callable[[RuntimeEvent], None]
+
+
+class _StageSink:
+    """Forwards one stage session's output to the runtime's subscribers."""
+
+    def __init__(self, runtime: Runtime, task_id: str) -> None:
+        self.runtime = runtime
+        self.task_id = task_id
+        self.session_id: str | None = None
+        self.last_text: list[str] = []
+        self.assistant: str | None = None
+
+    def started(self, session: dict[str, Any]) -> None:
+        self.session_id = session["id"]
+        self.runtime._emit(RuntimeEvent("session_started", self.task_id, session["id"]))
+
+    def lines(self, rows: list[Row]) -> None:
+        for row in rows[-20:]:
+            if row[2] == "stdout" and row[4].strip():
+                self.last_text.append(row[4])
+        del self.last_text[:-20]
+        self.runtime._emit(RuntimeEvent("log", self.task_id, self.session_id, rows=rows))
+
+    def patches(self, patches: list[Any]) -> None:
+        for patch in patches:
+            entry = patch.entry
+            if getattr(entry, "kind", None) == "assistant_message":
+                self.assistant = getattr(entry, "text", None) or self.assistant
+        self.runtime._emit(RuntimeEvent("entries", self.task_id, self.session_id, patches=patches))
+
+    def finished(self, result: RunResult) -> None:
+        pass
+
+    def final_text(self) -> str:
+        if self.assistant:
+            return self.assistant
+        return "\n".join(self.last_text[-5:])
+
+
+class _Driver:
+    """One live execution: its thread, the session runner of the stage it is in, its cancel flag."""
+
+    def __init__(self, execution_id: str, task_id: str) -> None:
+        self.execution_id = execution_id
+        self.task_id = task_id
+        self.thread: threading.Thread | None = None
+        self.runner: SessionRunner | None = None
+        self.cancelled = threading.Event()
+        self.lock = threading.Lock()
+
+
+def _options(task: Task) -> RunOptions:
+    known = set(RunOptions.__dataclass_fields__)
+    data = {k: v for k, v in (task.options or {}).items() if k in known}
+    return RunOptions(**data)
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: Any,
+        config: AuraConfig | None = None,
+        *,
+        data_dir: str | None = None,
+        max_concurrent: int | None = None,
+        clock: Callable[[], float] = time.time,
+        recover: bool = True,
+    ) -> None:
+        self.store = store
+        self.config = config or AuraConfig()
+        self.board = (
+            Board.from_config({"board": self.config.board})
+            if self.config.board
+            else Board.default()
+        )
+        self.templates = merge_templates(default_templates(), self.config.prompts)
+        self.worktrees_root = self.config.worktrees_root(data_dir)
+        self.max_concurrent = max_concurrent or self.config.runtime.max_concurrent
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._drivers: dict[str, _Driver] = {}  # task id -> live driver
+        self._queue: deque[tuple[str, str]] = deque()  # (task id, execution id) awaiting a slot
+        self._subscribers: list[Subscriber] = []
+        self._closing = False
+        if recover:
+            self.recover()
+
+    # ---- subscriptions ----------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: RuntimeEvent) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken subscriber must never break a run
+                pass
+
+    def _notify(self, task_id: str, message: str, level: str = "information") -> None:
+        self._emit(RuntimeEvent("notify", task_id, level=level, message=message))
+
+    # ---- tasks ------------------------------------------------------------------------------
+    def tasks(self) -> list[Task]:
+        return list(self.store.list_tasks())
+
+    def task(self, id_or_prefix: str) -> Task:
+        return self.store.find_task(id_or_prefix)
+
+    def add_task(
+        self,
+        title: str,
+        prompt: str,
+        executor: str,
+        model: str | None = None,
+        options: dict[str, Any] | None = None,
+        repos: list[str] | None = None,
+        base_branch: str | None = None,
+        review: bool = False,
+        column_id: str | None = None,
+    ) -> Task:
+        from aura_core.git.repo import find_repo
+
+        if not title.strip():
+            raise RuntimeError_("a task needs a title")
+        get_executor(executor)  # unknown names are refused now, not at start
+        roots = [str(find_repo(r)) for r in (repos or [os.getcwd()])]
+        column = self.board.column(column_id) if column_id else self.board.columns[0]
+        if column.canonical_state not in (CanonicalTaskState.backlog, CanonicalTaskState.ready):
+            raise RuntimeError_(
+                f"new tasks go to Backlog or Ready, not {column.name}; start them from there"
+            )
+        now = self.clock()
+        others = [t.position for t in self.store.list_tasks() if t.column_id == column.id]
+        task = Task(
+            id=uuid.uuid4().hex,
+            title=title.strip(),
+            prompt=prompt,
+            executor=executor,
+            model=model,
+            options=options or {},
+            repos=roots,
+            base_branch=base_branch,
+            column_id=column.id,
+            state=column.canonical_state,
+            review=review,
+            position=max(others, default=0.0) + 1.0,
+            created_at=now,
+            updated_at=now,
+        )
+        self.store.create_task(task)
+        self._changed(task.id)
+        return task
+
+    def _changed(self, task_id: str) -> None:
+        self._emit(RuntimeEvent("task_changed", task_id))
+
+    def sessions(self, task_id: str) -> list[Session]:
+        return list(reversed(self.store.list_sessions(task_id=task_id)))
+
+    def executions(self, task_id: str) -> list[Execution]:
+        return list(self.store.list_executions(task_id))
+
+    def latest_execution(self, task_id: str) -> Execution | None:
+        executions = self.store.list_executions(task_id)
+        return executions[-1] if executions else None
+
+    def running_task_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._drivers)
+
+    def is_running(self, task_id: str) -> bool:
+        with self._lock:
+            if task_id in self._drivers:
+                return True
+        execution = self.latest_execution(task_id)
+        if execution is None or execution.status not in LIVE:
+            return False
+        return procinfo.is_alive(execution.owner_pid, execution.owner_start)
+
+    # ---- board moves ------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for task in self.store.list_tasks():
+            out[task.column_id] = out.get(task.column_id, 0) + 1
+        return out
+
+    def git_clean(self, task_id: str) -> bool:
+        from aura_core.git.repo import is_clean
+
+        execution = self.latest_execution(task_id)
+        if execution is None:
+            return True
+        return all(is_clean(p) for p in execution.workspace if Path(p).exists())
+
+    def check_move(self, task_id: str, column_id: str) -> MoveDecision:
+        task = self.store.get_task(task_id)
+        return self.board.move(
+            task,
+            column_id,
+            tasks_in_columns=self.counts(),
+            git_clean=lambda: self.git_clean(task_id),
+            has_running_process=self.is_running(task_id),
+        )
+
+    def move(self, task_id: str, column_id: str, feedback: str | None = None) -> MoveDecision:
+        """A person's move: validated by the board, then carried out through the engine."""
+        decision = self.check_move(task_id, column_id)
+        if not decision.ok:
+            return decision
+        intent = decision.intent
+        if intent is MoveIntent.follow_up:
+            if not feedback or not feedback.strip():
+                return MoveDecision(
+                    False,
+                    MoveIntent.follow_up,
+                    "A follow-up needs your feedback: say what to change.",
+                    decision.from_column_id,
+                    column_id,
+                )
+            self.follow_up(task_id, feedback)
+        elif intent is MoveIntent.start:
+            self.start(task_id)
+        elif intent is MoveIntent.approve:
+            self.approve(task_id)
+        elif intent is MoveIntent.cancel:
+            self.cancel(task_id)
+            self._place(task_id, column_id)
+        else:
+            self._place(task_id, column_id)
+        return decision
+
+    def _place(self, task_id: str, column_id: str) -> None:
+        column = self.board.column(column_id)
+        self.store.update_task(
+            task_id,
+            column_id=column.id,
+            state=column.canonical_state,
+            updated_at=self.clock(),
+            blocked_reason=None,
+        )
+        self._changed(task_id)
+
+    # ---- engine -----------------------------------------------------------------------------
+    def _apply(self, execution_id: str, event: ExecutionEvent) -> tuple[ExecutionAction, ...]:
+        """Record the event, the execution's new state and the task's state, all at once."""
+        with self._lock, self.store.transaction():
+            execution = self.store.get_execution(execution_id)
+            state = MachineState(status=execution.status, stage=execution.stage)
+            transition = apply(state, event)
+            now = self.clock()
+            self.store.append_event(execution_id, event, now)
+            error = execution.error
+            if event.kind in (EventKind.stage_failed, EventKind.worker_lost):
+                error = event.message
+            self.store.update_execution(
+                execution_id,
+                status=transition.state.status,
+                stage=transition.state.stage,
+                error=error,
+                updated_at=now,
+            )
+            if transition.task_state is not None:
+                column = self.board.column_for_state(transition.task_state)
+                blocked = (
+                    event.message if transition.task_state == CanonicalTaskState.blocked else None
+                )
+                self.store.update_task(
+                    execution.task_id,
+                    state=transition.task_state,
+                    column_id=column.id,
+                    blocked_reason=blocked,
+                    updated_at=now,
+                )
+        self._changed(execution.task_id)
+        return transition.actions
+
+    def start(self, task_id: str) -> Execution:
+        """Start (or retry) a task: a new execution, run now or queued for a free slot."""
+        task = self.store.get_task(task_id)
+        with self._lock:
+            if task_id in self._drivers or self.is_running(task_id):
+                raise RuntimeError_(f"task '{task.title}' is already running")
+            if task.state in (CanonicalTaskState.review, CanonicalTaskState.done):
+                raise RuntimeError_(
+                    f"task '{task.title}' is in {task.state.value}: "
+                    "ask for a follow-up instead of starting it again"
+                )
+            now = self.clock()
+            execution = Execution(
+                id=uuid.uuid4().hex,
+                task_id=task_id,
+                owner_pid=os.getpid(),
+                owner_start=procinfo.start_time(os.getpid()),
+                created_at=now,
+                updated_at=now,
+            )
+            self.store.create_execution(execution)
+            running = self.board.column_for_state(CanonicalTaskState.running)
+            self.store.update_task(
+                task_id,
+                column_id=running.id,
+                state=CanonicalTaskState.running,
+                blocked_reason=None,
+                updated_at=now,
+            )
+            self._queue.append((task_id, execution.id))
+        self._changed(task_id)
+        self._pump()
+        return execution
+
+    def _pump(self) -> None:
+        """Start queued executions while there are free slots."""
+        with self._lock:
+            while self._queue and len(self._drivers) < self.max_concurrent and not self._closing:
+                task_id, execution_id = self._queue.popleft()
+                self._launch(task_id, execution_id, ExecutionEvent(kind=EventKind.start_requested))
+
+    def _launch(self, task_id: str, execution_id: str, event: ExecutionEvent) -> None:
+        driver = _Driver(execution_id, task_id)
+        self._drivers[task_id] = driver
+        driver.thread = threading.Thread(
+            target=self._drive, args=(driver, event), name=f"aura-exec-{execution_id[:8]}"
+        )
+        driver.thread.daemon = True
+        driver.thread.start()
+
+    def follow_up(self, task_id: str, feedback: str) -> None:
+        if not feedback.strip():
+            raise RuntimeError_("a follow-up needs feedback: say what to change")
+        task = self.store.get_task(task_id)
+        execution = self.latest_execution(task_id)
+        with self._lock:
+            if task_id in self._drivers:
+                raise RuntimeError_(f"task '{task.title}' is still running; wait or cancel it")
+            if (
+                execution is None
+                or execution.stage != ExecutionStage.review
+                or execution.status not in (ExecutionStatus.completed, ExecutionStatus.running)
+            ):
+                raise RuntimeError_(
+                    f"task '{task.title}' is not waiting in review; only reviewed work takes "
+                    "a follow-up"
+                )
+            self.store.update_execution(
+                execution.id,
+                owner_pid=os.getpid(),
+                owner_start=procinfo.start_time(os.getpid()),
+            )
+            event = ExecutionEvent(kind=EventKind.follow_up_requested, message=feedback)
+            self._launch(task_id, execution.id, event)
+
+    def approve(self, task_id: str, merge: bool = False) -> Task:
+        task = self.store.get_task(task_id)
+        if task.state != CanonicalTaskState.review:
+            raise RuntimeError_(f"task '{task.title}' is not in review; nothing to approve")
+        if self.is_running(task_id):
+            raise RuntimeError_(f"task '{task.title}' is still running; wait or cancel it")
+        if not self.git_clean(task_id):
+            raise RuntimeError_(
+                f"task '{task.title}' has uncommitted changes in its worktree: commit or "
+                "discard them (or ask for a follow-up) before approving"
+            )
+        if merge:
+            self.merge(task_id)
+        done = self.board.column_for_state(CanonicalTaskState.done)
+        task = self.store.update_task(
+            task_id, state=CanonicalTaskState.done, column_id=done.id, updated_at=self.clock()
+        )
+        self._changed(task_id)
+        return task
+
+    def cancel(self, task_id: str) -> None:
+        """Stop a task's live execution (its whole process group) and mark it cancelled."""
+        task = self.store.get_task(task_id)
+        execution = self.latest_execution(task_id)
+        with self._lock:
+            queued = next((q for q in self._queue if q[0] == task_id), None)
+            if queued is not None:
+                self._queue.remove(queued)
+            driver = self._drivers.get(task_id)
+            if execution is None or execution.status not in LIVE:
+                if task.state not in (CanonicalTaskState.done, CanonicalTaskState.cancelled):
+                    self._place(
+                        task_id, self.board.column_for_state(CanonicalTaskState.cancelled).id
+                    )
+                return
+            if driver is not None:
+                driver.cancelled.set()
+            actions = self._apply(execution.id, ExecutionEvent(kind=EventKind.cancel_requested))
+        if any(a.kind == ActionKind.interrupt_execution for a in actions):
+            self._interrupt(task_id, driver)
+
+    def _interrupt(self, task_id: str, driver: _Driver | None) -> None:
+        if driver is not None and driver.runner is not None:
+            driver.runner.stop()
+            return
+        # driven by another aura process: stop the agent group it recorded
+        import signal
+
+        for session in self.store.list_sessions(task_id=task_id):
+            if session.status == "running" and session.pgid:
+                procinfo.kill_group(session.pgid, signal.SIGTERM)
+
+    def wait(self, task_id: str, timeout: float | None = None) -> bool:
+        """Block until the task's driver thread ends; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                driver = self._drivers.get(task_id)
+                queued = any(q[0] == task_id for q in self._queue)
+            if driver is None and not queued:
+                return True
+            if driver is not None and driver.thread is not None:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                driver.thread.join(timeout=0.1 if remaining is None else min(0.1, remaining))
+            else:
+                time.sleep(0.05)
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def shutdown(self, stop_running: bool = True, timeout: float = 15) -> None:
+        """Quit: stop running tasks (cancelled) or interrupt them for a later resume (blocked)."""
+        with self._lock:
+            self._closing = True
+            queued = list(self._queue)
+            self._queue.clear()
+            drivers = list(self._drivers.values())
+        for task_id, execution_id in queued:
+            self._apply(execution_id, ExecutionEvent(kind=EventKind.cancel_requested))
+            self._place(task_id, self.board.column_for_state(CanonicalTaskState.ready).id)
+        for driver in drivers:
+            if stop_running:
+                self.cancel(driver.task_id)
+            else:
+                driver.cancelled.set()
+                with self._lock:
+                    execution = self.store.get_execution(driver.execution_id)
+                    if execution.status == ExecutionStatus.running:
+                        self._apply(
+                            driver.execution_id,
+                            ExecutionEvent(
+                                kind=EventKind.stage_failed,
+                                message="stopped when aura quit; resume with "
+                                f"`aura task start {driver.task_id[:8]}`",
+                            ),
+                        )
+                if driver.runner is not None:
+                    driver.runner.stop()
+        for driver in drivers:
+            if driver.thread is not None:
+                driver.thread.join(timeout)
+
+    # ---- the driver -------------------------------------------------------------------------
+    def _drive(self, driver: _Driver, first: ExecutionEvent) -> None:
+        event: ExecutionEvent | None = first
+        try:
+            while event is not None:
+                if driver.cancelled.is_set() or self._execution_over(driver.execution_id):
+                    return
+                try:
+                    actions = self._apply(driver.execution_id, event)
+                except InvalidTransition:
+                    if driver.cancelled.is_set() or self._execution_over(driver.execution_id):
+                        return
+                    raise
+                event = None
+                for action in actions:
+                    outcome = self._act(driver, action)
+                    if outcome is not None:
+                        event = outcome
+        except Exception as exc:  # a bug or an unexpected failure: the task is blocked, not lost
+            try:
+                if not self._execution_over(driver.execution_id):
+                    self._apply(
+                        driver.execution_id,
+                        ExecutionEvent(kind=EventKind.stage_failed, message=f"aura error: {exc}"),
+                    )
+            except Exception:
+                pass
+        finally:
+            with self._lock:
+                if self._drivers.get(driver.task_id) is driver:
+                    del self._drivers[driver.task_id]
+            self._after_drive(driver)
+            self._pump()
+
+    def _after_drive(self, driver: _Driver) -> None:
+        task = self.store.get_task(driver.task_id)
+        if task.state == CanonicalTaskState.review:
+            self._notify(task.id, f"'{task.title}' needs review", "information")
+        elif task.state == CanonicalTaskState.blocked:
+            self._notify(task.id, f"'{task.title}' failed: {task.blocked_reason}", "error")
+
+    def _execution_over(self, execution_id: str) -> bool:
+        status = self.store.get_execution(execution_id).status
+        return status in (ExecutionStatus.killed, ExecutionStatus.failed)
+
+    def _act(self, driver: _Driver, action: ExecutionAction) -> ExecutionEvent | None:
+        kind = action.kind
+        if kind in (
+            ActionKind.persist_event,
+            ActionKind.mark_task_state,
+            ActionKind.noop,
+            ActionKind.complete_execution,
+            ActionKind.fail_as_worker_lost,
+        ):
+            return None
+        if kind == ActionKind.interrupt_execution:
+            if driver.runner is not None:
+                driver.runner.stop()
+            return None
+        handlers: dict[ActionKind, Callable[[_Driver], ExecutionEvent | None]] = {
+            ActionKind.prepare_workspace: self._prepare_workspace,
+            ActionKind.run_setup: self._run_setup,
+            ActionKind.run_coding_initial: lambda d: self._run_coding(d, RunMode.initial),
+            ActionKind.run_coding_follow_up: lambda d: self._run_coding(d, RunMode.follow_up),
+            ActionKind.run_cleanup: self._run_cleanup,
+            ActionKind.run_review: self._run_review,
+        }
+        return handlers[kind](driver)
+
+    # ---- stages -----------------------------------------------------------------------------
+    def _failed(self, message: str) -> ExecutionEvent:
+        return ExecutionEvent(kind=EventKind.stage_failed, message=message)
+
+    def _prepare_workspace(self, driver: _Driver) -> ExecutionEvent:
+        from aura_core.git.errors import GitError
+        from aura_core.workspace import create_workspace
+
+        task = self.store.get_task(driver.task_id)
+        try:
+            workspace = create_workspace(
+                task.repos,
+                task.id,
+                task.title,
+                self.worktrees_root,
+                base=task.base_branch,
+                prefix=self.config.worktrees.prefix,
+            )
+        except GitError as exc:
+            return self._failed(f"could not prepare the worktree: {exc}")
+        if self._prepare_was_interrupted(task.id, driver.execution_id):
+            from aura_core.git.repair import restore_missing
+
+            for path in workspace.paths:
+                restore_missing(path)
+        self.store.update_execution(
+            driver.execution_id,
+            workspace=[str(p) for p in workspace.paths],
+            branch=workspace.branch,
+        )
+        if task.base_branch is None and workspace.worktrees:
+            self.store.update_task(task.id, base_branch=workspace.worktrees[0].base)
+        return ExecutionEvent(kind=EventKind.workspace_prepared)
+
+    def _prepare_was_interrupted(self, task_id: str, execution_id: str) -> bool:
+        """Did an earlier execution die while checking out the worktree (files may be missing)?"""
+        for execution in self.store.list_executions(task_id):
+            if execution.id == execution_id:
+                continue
+            kinds = [e.kind for e in self.store.list_events(execution.id)]
+            if EventKind.start_requested in kinds and EventKind.workspace_prepared not in kinds:
+                return True
+        return False
+
+    def _workdir(self, driver: _Driver) -> Path:
+        execution = self.store.get_execution(driver.execution_id)
+        if not execution.workspace:
+            raise RuntimeError_("the execution has no workspace")
+        return Path(execution.workspace[0])
+
+    def _variables(self, task: Task, driver: _Driver, feedback: str = "") -> dict[str, object]:
+        execution = self.store.get_execution(driver.execution_id)
+        variables: dict[str, object] = dict(task.options.get("vars") or {})
+        variables.update(
+            task_title=task.title,
+            task_prompt=task.prompt,
+            repo=task.repos[0] if task.repos else "",
+            branch=execution.branch or "",
+            base_branch=task.base_branch or "",
+            diff_summary=self._diff_summary(task, execution),
+            feedback=feedback,
+        )
+        return variables
+
+    def _diff_summary(self, task: Task, execution: Execution) -> str:
+        from aura_core.git.diff import diff_worktree
+        from aura_core.git.errors import GitError
+
+        lines = []
+        for path in execution.workspace:
+            try:
+                diff = diff_worktree(path, task.base_branch)
+            except GitError:
+                continue
+            for f in diff.files:
+                lines.append(f"{f.status:<9} {f.path} (+{f.insertions} -{f.deletions})")
+        return "\n".join(lines) or "(no changes)"
+
+    def _script_stage(self, driver: _Driver, stage: ExecutionStage, script: str) -> RunResult:
+        task = self.store.get_task(driver.task_id)
+        request = RunRequest(
+            session_id=uuid.uuid4().hex,
+            prompt=f"{stage.value}: {script}",
+            cwd=self._workdir(driver),
+            options=RunOptions(base_command="sh", params=["-c", script]),
+            env=dict(task.options.get("vars") or {}),
+        )
+        return self._run_session(driver, CommandExecutor(), "custom", request, stage)
+
+    def _run_session(
+        self,
+        driver: _Driver,
+        executor: Any,
+        name: str,
+        request: RunRequest,
+        stage: ExecutionStage,
+        sink: _StageSink | None = None,
+        parent_id: str | None = None,
+    ) -> RunResult:
+        runner = SessionRunner(
+            self.store,
+            executor,
+            request,
+            executor_name=name,
+            sink=sink or _StageSink(self, driver.task_id),
+            parent_id=parent_id,
+            task_id=driver.task_id,
+            execution_id=driver.execution_id,
+            stage=stage.value,
+        )
+        with driver.lock:
+            driver.runner = runner
+        if driver.cancelled.is_set():
+            runner.stop()
+        try:
+            return runner.run()
+        finally:
+            with driver.lock:
+                driver.runner = None
+
+    def _outcome(self, result: RunResult, what: str) -> ExecutionEvent | None:
+        if result.status == "completed":
+            return None
+        if result.status == "killed":
+            return self._failed(f"{what} was stopped")
+        return self._failed(f"{what} failed: {result.error or result.status}")
+
+    def _run_setup(self, driver: _Driver) -> ExecutionEvent:
+        script = self.config.scripts.setup
+        if script:
+            try:
+                result = self._script_stage(driver, ExecutionStage.setup, script)
+            except SetupRequired as exc:
+                return self._failed(f"setup could not start: {exc}")
+            failed = self._outcome(result, "the setup script")
+            if failed is not None:
+                return failed
+        return ExecutionEvent(kind=EventKind.setup_completed)
+
+    def _run_coding(self, driver: _Driver, mode: RunMode) -> ExecutionEvent:
+        from aura_core.git.repo import head
+
+        task = self.store.get_task(driver.task_id)
+        execution = self.store.get_execution(driver.execution_id)
+        feedback = ""
+        stage = ExecutionStage.coding_initial
+        parent: Session | None = None
+        if mode is RunMode.follow_up:
+            stage = ExecutionStage.coding_follow_up
+            events = self.store.list_events(driver.execution_id)
+            feedback = next(
+                (
+                    e.payload.get("message", "")
+                    for e in reversed(events)
+                    if e.kind == EventKind.follow_up_requested
+                ),
+                "",
+            )
+            parent = self._last_coding_session(task.id)
+        template = self.templates[stage.value]
+        try:
+            prompt = render(template, self._variables(task, driver, feedback), template_name=stage)
+            executor = get_executor(task.executor)
+        except (SetupRequired, ValueError) as exc:
+            return self._failed(str(exc))
+        workdir = self._workdir(driver)
+        before = head(workdir)
+        dirty_before = self._uncommitted(execution.workspace)
+        options = _options(task)
+        request = RunRequest(
+            session_id=uuid.uuid4().hex,
+            prompt=prompt,
+            cwd=workdir,
+            model=task.model,
+            mode=mode,
+            resume_id=(parent.agent_session_id or parent.id) if parent else None,
+            options=options,
+            executable=self._executable(task.executor),
+            env={**self._executor_env(task.executor), **dict(options.vars)},
+        )
+        sink = _StageSink(self, task.id)
+        try:
+            result = self._run_session(
+                driver, executor, task.executor, request, stage, sink, parent.id if parent else None
+            )
+        except SetupRequired as exc:
+            return self._failed(str(exc))
+        failed = self._outcome(result, f"{task.executor}")
+        after = head(workdir)
+        turn = {"head_before": before, "head_after": after, "final_text": sink.final_text()[:2000]}
+        session = self.store.get_session(result.session_id)
+        self.store.update_session(result.session_id, options={**session.options, **turn})
+        if failed is not None:
+            return failed
+        changes = before != after or self._uncommitted(execution.workspace) != dirty_before
+        return ExecutionEvent(kind=EventKind.coding_completed, changes_made=changes)
+
+    @staticmethod
+    def _uncommitted(paths: list[str]) -> list[str]:
+        """The uncommitted changes of a workspace, as text: equal before and after a turn means
+        the agent changed nothing (setup leftovers are not the agent's changes)."""
+        from aura_core.git.diff import diff_uncommitted
+
+        return [diff_uncommitted(p).patch for p in paths]
+
+    def _executable(self, name: str) -> str | None:
+        cfg = self.config.executors.get(name)
+        return cfg.path if cfg and cfg.path else None
+
+    def _executor_env(self, name: str) -> dict[str, str]:
+        cfg = self.config.executors.get(name)
+        return dict(cfg.env) if cfg else {}
+
+    def _last_coding_session(self, task_id: str) -> Session | None:
+        for session in self.store.list_sessions(task_id=task_id):
+            if session.stage in ("coding_initial", "coding_follow_up"):
+                return session
+        return None
+
+    def _run_cleanup(self, driver: _Driver) -> ExecutionEvent:
+        from aura_core.git.commit import commit_all
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import head
+
+        script = self.config.scripts.cleanup
+        if script:
+            try:
+                result = self._script_stage(driver, ExecutionStage.cleanup, script)
+            except SetupRequired as exc:
+                return self._failed(f"cleanup could not start: {exc}")
+            failed = self._outcome(result, "the cleanup script")
+            if failed is not None:
+                return failed
+        if self.config.worktrees.auto_commit:
+            task = self.store.get_task(driver.task_id)
+            coding = self._last_coding_session(task.id)
+            text = (coding.options.get("final_text") if coding else "") or ""
+            message = f"{task.title}\n\n{text}".strip()
+            execution = self.store.get_execution(driver.execution_id)
+            try:
+                for path in execution.workspace:
+                    commit_all(path, message)
+            except GitError as exc:
+                return self._failed(f"could not commit the agent's changes: {exc}")
+            if coding is not None:
+                after = head(execution.workspace[0])
+                self.store.update_session(
+                    coding.id, options={**coding.options, "head_after": after}
+                )
+        return ExecutionEvent(kind=EventKind.cleanup_completed)
+
+    def _run_review(self, driver: _Driver) -> ExecutionEvent:
+        task = self.store.get_task(driver.task_id)
+        if not task.review:
+            return ExecutionEvent(kind=EventKind.review_completed)
+        name = task.options.get("reviewer") or self.config.runtime.reviewer or task.executor
+        try:
+            executor = get_executor(name)
+            prompt = render(
+                self.templates["review"], self._variables(task, driver), template_name="review"
+            )
+        except (SetupRequired, ValueError) as exc:
+            return self._failed(f"review could not start: {exc}")
+        options = _options(task)
+        request = RunRequest(
+            session_id=uuid.uuid4().hex,
+            prompt=prompt,
+            cwd=self._workdir(driver),
+            model=task.model if name == task.executor else None,
+            mode=RunMode.review,
+            options=options,
+            executable=self._executable(name),
+            env={**self._executor_env(name), **dict(options.vars)},
+        )
+        sink = _StageSink(self, task.id)
+        try:
+            result = self._run_session(driver, executor, name, request, ExecutionStage.review, sink)
+        except SetupRequired as exc:
+            return self._failed(f"review could not start: {exc}")
+        failed = self._outcome(result, "the review")
+        findings = sink.final_text()
+        session = self.store.get_session(result.session_id)
+        self.store.update_session(
+            result.session_id,
+            options={**session.options, "findings": findings, "verdict": parse_verdict(findings)},
+        )
+        return failed or ExecutionEvent(kind=EventKind.review_completed)
+
+    # ---- git views and operations -----------------------------------------------------------
+    def workspace(self, task_id: str) -> list[str]:
+        for execution in reversed(self.store.list_executions(task_id)):
+            if execution.workspace:
+                return list(execution.workspace)
+        return []
+
+    def diff(self, task_id: str, turn: int | None = None) -> Any:
+        """Cumulative diff against the base, or one agent turn's (1 = the first coding turn)."""
+        from aura_core.git.diff import diff_commits, diff_worktree
+
+        task = self.store.get_task(task_id)
+        paths = self.workspace(task_id)
+        if not paths:
+            raise RuntimeError_(f"task '{task.title}' has no worktree yet: start it first")
+        if turn is None:
+            return diff_worktree(paths[0], task.base_branch)
+        turns = self.turns(task_id)
+        if not 1 <= turn <= len(turns):
+            raise RuntimeError_(
+                f"task '{task.title}' has {len(turns)} turn(s); pick 1..{len(turns)}"
+            )
+        session = turns[turn - 1]
+        before, after = session.options.get("head_before"), session.options.get("head_after")
+        if not after:
+            raise RuntimeError_(f"turn {turn} recorded no commit")
+        return diff_commits(paths[0], before, after)
+
+    def turns(self, task_id: str) -> list[Session]:
+        return [
+            s for s in self.sessions(task_id) if s.stage in ("coding_initial", "coding_follow_up")
+        ]
+
+    def merge(self, task_id: str, rebase: bool = False) -> Any:
+        from aura_core.git.merge import rebase_onto_base, squash_merge
+
+        task = self.store.get_task(task_id)
+        paths = self.workspace(task_id)
+        if not paths:
+            raise RuntimeError_(f"task '{task.title}' has no worktree to merge")
+        if self.is_running(task_id):
+            raise RuntimeError_(f"task '{task.title}' is running; wait or cancel it first")
+        results: list[Any] = []
+        for path in paths:
+            if rebase:
+                results.append(rebase_onto_base(path, base=task.base_branch))
+            else:
+                results.append(squash_merge(path, base=task.base_branch, message=task.title))
+        self._changed(task_id)
+        return results
+
+    def remove(self, task_id: str, force: bool = False) -> list[Any]:
+        """Remove the task's worktrees (refused if they hold unmerged work) and the task."""
+        from aura_core.workspace import remove_workspace
+
+        task = self.store.get_task(task_id)
+        if self.is_running(task_id):
+            raise RuntimeError_(f"task '{task.title}' is running; cancel it first")
+        paths = [p for p in self.workspace(task_id) if Path(p).exists()]
+        removed = (
+            remove_workspace(paths, base=task.base_branch, force=force, delete_branches=True)
+            if paths
+            else []
+        )
+        self.store.delete_task(task_id)
+        self._changed(task_id)
+        return removed
+
+    # ---- crash recovery ---------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Executions left live by a dead aura: block their tasks (resumable), keep worktrees."""
+        from aura_core.recovery import recover_sessions
+
+        recover_sessions(self.store)
+        recovered = []
+        for execution in self.store.list_executions():
+            if execution.status not in LIVE:
+                continue
+            if procinfo.is_alive(execution.owner_pid, execution.owner_start):
+                continue
+            if execution.owner_pid == os.getpid() and execution.task_id in self._drivers:
+                continue
+            if execution.status == ExecutionStatus.queued:
+                self._apply(execution.id, ExecutionEvent(kind=EventKind.cancel_requested))
+                self._place(
+                    execution.task_id, self.board.column_for_state(CanonicalTaskState.ready).id
+                )
+            else:
+                self._apply(
+                    execution.id,
+                    ExecutionEvent(
+                        kind=EventKind.stage_failed,
+                        message=(
+                            "interrupted by a crash; resume with "
+                            f"`aura task start {execution.task_id[:8]}`"
+                        ),
+                    ),
+                )
+            recovered.append(execution.id)
+        return recovered
