@@ -30,10 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pygit2  # noqa: E402
-from pygit2.enums import ConfigLevel  # noqa: E402
+import pygit2
+from pygit2.enums import ConfigLevel
 
-from aura_core.git.worktree import create_worktree, remove_worktree  # noqa: E402
+from aura_core.git.worktree import create_worktree, remove_worktree
 
 TARGET_RATIO = 1.5
 
@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 bucket.append(sample)
                 print(
                     f"  round {i + 1} {name:>4}: create {sample['create']:.3f}s  "
-                    f"remove {sample['remove']:.3f}s  (git status after {sample['status_after']:.3f}s)"
+                    f"remove {sample['remove']:.3f}s  "
+                    f"(git status after {sample['status_after']:.3f}s)"
                 )
         if git(repo, "worktree", "list", "--porcelain").count("worktree ") != 1:
             raise SystemExit("worktrees were left registered")
