@@ -796,8 +796,9 @@ class Runtime:
         return [diff_uncommitted(p).patch for p in paths]
 
     def _executable(self, name: str) -> str | None:
-        cfg = self.config.executors.get(name)
-        return cfg.path if cfg and cfg.path else None
+        from aura_core.executors import overrides
+
+        return overrides.resolve(self.store, self.config, name)
 
     def _executor_env(self, name: str) -> dict[str, str]:
         cfg = self.config.executors.get(name)

@@ -28,7 +28,25 @@ def collect(overrides: dict[str, str] | None = None) -> list[Availability]:
 
 
 def main(args: argparse.Namespace) -> int:
-    rows = collect()
+    from aura_core.config import ConfigError, load_config
+    from aura_core.executors import overrides
+    from aura_tui.cli import UserError
+    from aura_tui.commands.common import open_store
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    store = open_store(args)
+    try:
+        paths = {
+            name: path
+            for name in EXECUTOR_NAMES
+            if (path := overrides.resolve(store, config, name)) is not None
+        }
+    finally:
+        store.close()
+    rows = collect(paths)
     if args.json:
         json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -63,10 +63,18 @@ def main(args: argparse.Namespace) -> int:
 
     if args.prompt is None or not args.prompt.strip():
         raise UserError("missing prompt: pass --prompt TEXT")
+    from aura_core.config import ConfigError, load_config
+    from aura_core.executors import overrides
+
     cwd = resolve_cwd(args.cwd)
-    overrides = dict(args.executor_path)
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
     store = open_store(args)
     try:
+        cli_paths = dict(args.executor_path)
+        overrides.save(store, cli_paths)
         parent = resolve_parent(store, args)
         executor_name = args.executor or (parent["executor"] if parent else None)
         if executor_name is None:
@@ -98,7 +106,8 @@ def main(args: argparse.Namespace) -> int:
             mode=RunMode.follow_up if parent else RunMode.initial,
             resume_id=(parent.get("agent_session_id") or parent["id"]) if parent else None,
             options=build_options(args),
-            executable=overrides.get(executor_name),
+            executable=overrides.resolve(store, config, executor_name, cli_paths),
+            env=overrides.env_for(config, executor_name),
         )
         if not request.cwd.is_dir():
             raise UserError(f"the session's folder {request.cwd} no longer exists: pass --cwd")
