@@ -140,37 +140,16 @@ def _add_run_options(p: argparse.ArgumentParser, *, tui: bool) -> None:
         p.add_argument("--json", action="store_true", help="print entries as JSON lines")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = Parser(add_help=False)
-    common.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        default=argparse.SUPPRESS,
-        help="folder holding aura.db (default: $AURA_HOME or the user data dir)",
-    )
-    parser = Parser(
-        prog="aura",
-        description="AURA: a keyboard-first kanban board for coding agents.",
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"aura {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+def _populate_run(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    _add_run_options(p, tui=False)
 
-    run = sub.add_parser(
-        "run", help="run one agent session", parents=[common], description="Run one agent session."
-    )
-    _add_run_options(run, tui=False)
 
-    tui = sub.add_parser(
-        "tui",
-        help="open the board (and start a task with --executor/--prompt)",
-        parents=[common],
-        description="Open the kanban board.",
-    )
-    _add_run_options(tui, tui=True)
+def _populate_tui(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    _add_run_options(p, tui=True)
 
-    session = sub.add_parser("session", help="list and show stored sessions", parents=[common])
-    ssub = session.add_subparsers(dest="session_command", metavar="ACTION", parser_class=Parser)
+
+def _populate_session(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    ssub = p.add_subparsers(dest="session_command", metavar="ACTION")
     s_list = ssub.add_parser("list", help="sessions, newest first", parents=[common])
     s_list.add_argument("--json", action="store_true", help="print JSON")
     s_list.add_argument("--limit", "-n", type=int, default=50, help="how many (default 50; 0: all)")
@@ -182,21 +161,86 @@ def build_parser() -> argparse.ArgumentParser:
     s_latest = ssub.add_parser("latest", help="the most recent session", parents=[common])
     s_latest.add_argument("--json", action="store_true", help="print JSON")
     s_latest.add_argument("--raw", action="store_true", help="raw lines instead of entries")
-
-    comp = sub.add_parser("completion", help="print a shell completion script", parents=[common])
-    comp.add_argument("shell", choices=SHELLS, metavar="SHELL", help=" | ".join(SHELLS))
-
-    doctor = sub.add_parser("doctor", help="which agents are installed and ready", parents=[common])
-    doctor.add_argument("--json", action="store_true", help="print JSON")
-
-    from aura_tui.commands.task import add_parsers as add_task_parsers
-
-    add_task_parsers(sub, common)
-
-    help_ = sub.add_parser("help", help="show help for aura or a command", parents=[common])
-    help_.add_argument("topic", nargs="*", help="command to explain, e.g. `aura help run`")
     _mark_dynamic(s_show)
+
+
+def _populate_completion(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    p.add_argument("shell", choices=SHELLS, metavar="SHELL", help=" | ".join(SHELLS))
+
+
+def _populate_doctor(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _populate_help(p: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    p.add_argument("topic", nargs="*", help="command to explain, e.g. `aura help run`")
+
+
+Populate = Callable[[argparse.ArgumentParser, argparse.ArgumentParser], None]
+
+# The commands in the order `aura --help` lists them. A string names "module:function" so a
+# command's options are defined beside its code without importing it for every other command.
+COMMANDS: list[tuple[str, str, Populate | str]] = [
+    ("tui", "open the board (and start a task with --executor/--prompt)", _populate_tui),
+    ("run", "run one agent session", _populate_run),
+    ("task", "manage tasks headlessly, like the board", "aura_tui.commands.task:populate"),
+    ("session", "list and show stored sessions", _populate_session),
+    ("doctor", "which agents are installed and ready", _populate_doctor),
+    ("completion", "print a shell completion script", _populate_completion),
+    ("help", "show help for aura or a command", _populate_help),
+]
+
+
+def _resolve(populate: Populate | str) -> Populate:
+    if callable(populate):
+        return populate
+    import importlib
+
+    module, _, name = populate.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; with `only`, the options of just that command are filled in (every
+    command is still listed), which keeps each command's start-up fast."""
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="folder holding aura.db (default: $AURA_HOME or the user data dir)",
+    )
+    parser: argparse.ArgumentParser = Parser(
+        prog="aura",
+        description="AURA: a keyboard-first kanban board for coding agents.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"aura {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, help_, populate in COMMANDS:
+        p = sub.add_parser(
+            name, help=help_, parents=[common], description=help_[:1].upper() + help_[1:] + "."
+        )
+        if only is None or only == name:
+            _resolve(populate)(p, common)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if it is one we know (else None)."""
+    names = {name for name, _, _ in COMMANDS}
+    skip = False
+    for tok in argv:
+        if skip:
+            skip = False
+            continue
+        if tok == "--data-dir":
+            skip = True
+            continue
+        if tok.startswith("-"):
+            continue
+        return tok if tok in names and tok != "help" else None
+    return None
 
 
 def _mark_dynamic(show: argparse.ArgumentParser) -> None:
@@ -235,8 +279,8 @@ def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     raw = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command_of(raw))
     args = parser.parse_args(_join_dash_values(raw))
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {}
     try:
@@ -248,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "completion":
             from aura_tui.completion import generate
 
-            sys.stdout.write(generate(parser, args.shell))
+            sys.stdout.write(generate(build_parser(), args.shell))
             return 0
         if args.command == "session":
             from aura_tui.commands import session as session_cmd

@@ -13,8 +13,7 @@ from aura_core.executors.names import EXECUTOR_NAMES
 from aura_tui.cli import UserError
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    task = sub.add_parser("task", help="manage tasks headlessly (like the board)", parents=[common])
+def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     tsub = task.add_subparsers(dest="task_command", metavar="ACTION")
 
     def cmd(name: str, help_: str, with_id: bool = True) -> argparse.ArgumentParser:
