@@ -54,3 +54,41 @@ def kill_group(pgid: int, sig: int) -> bool:
 
 def group_alive(pgid: int) -> bool:
     return kill_group(pgid, 0)
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2 :].split()
+
+
+def descendants(root: int) -> list[tuple[int, int, int]]:
+    """(pid, pgid, start time) of every process below `root`, found by walking /proc.
+
+    Agents run tool commands in sessions of their own (so signalling the agent's group misses
+    them); knowing the tree lets a stop reach them too. Empty where /proc does not exist.
+    """
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    children: dict[int, list[tuple[int, int, int]]] = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is None or len(fields) < 20:
+            continue
+        try:
+            ppid, pgid, started = int(fields[1]), int(fields[2]), int(fields[19])
+        except ValueError:
+            continue
+        children.setdefault(ppid, []).append((pid, pgid, started))
+    out: list[tuple[int, int, int]] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child[0])
+    return out

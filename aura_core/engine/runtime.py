@@ -765,7 +765,7 @@ class Runtime:
             cwd=workdir,
             model=task.model,
             mode=mode,
-            resume_id=(parent.agent_session_id or parent.id) if parent else None,
+            resume_id=parent.agent_session_id if parent else None,
             options=options,
             executable=self._executable(task.executor),
             env={**self._executor_env(task.executor), **dict(options.vars)},

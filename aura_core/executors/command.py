@@ -65,7 +65,7 @@ class CommandExecutor:
             "AURA_RUN_MODE": request.mode.value,
         }
         if request.resume_id:
-            env["AURA_PARENT_SESSION_ID"] = request.resume_id
+            env["AURA_RESUME_ID"] = request.resume_id
         return LaunchSpec(argv=argv, env=env, warnings=warnings)
 
     def start(self, request: RunRequest) -> ProcessRun:

@@ -20,26 +20,48 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aura_core.executors.base import LaunchSpec, RawLine
-from aura_core.procinfo import group_alive, kill_group
+from aura_core.procinfo import descendants, group_alive, kill_group
 
 READ_CHUNK = 1 << 20
 MAX_LINE = 8 << 20  # a longer run of bytes without a newline is cut into pieces of this size
 LADDER = ((signal.SIGINT, 2.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 1.0))
 DRAIN_GRACE_S = 1.0  # after the leader exits, how long its leftovers may hold our pipes open
+TREE_INTERVAL_S = 1.0  # how often the tree below a running agent is looked at
 
 # Runs in its own tiny interpreter: a line on stdin means "all is well, exit"; EOF means aura died.
+# Then it ends the agent's group and every group below the agent (tools in sessions of their own).
 _WATCHDOG = (
     "import os,sys,time,signal\n"
     "g=int(sys.argv[1])\n"
     "if sys.stdin.buffer.readline(): sys.exit(0)\n"
+    "def tree():\n"
+    "    kids={}\n"
+    "    for n in os.listdir('/proc'):\n"
+    "        if not n.isdigit(): continue\n"
+    "        try: d=open('/proc/'+n+'/stat','rb').read()\n"
+    "        except OSError: continue\n"
+    "        f=d[d.rfind(b')')+2:].split()\n"
+    "        kids.setdefault(int(f[1]),[]).append((int(n),int(f[2])))\n"
+    "    out,todo=set(),[g]\n"
+    "    while todo:\n"
+    "        for p,pg in kids.get(todo.pop(),[]): out.add(pg); todo.append(p)\n"
+    "    return out\n"
+    "groups={g}\n"
     "for s,w in ((signal.SIGTERM,2.0),(signal.SIGKILL,0)):\n"
-    "    try: os.killpg(g,s)\n"
-    "    except OSError: sys.exit(0)\n"
+    "    try: groups|=tree()\n"
+    "    except Exception: pass\n"
+    "    alive=[x for x in groups if x>1 and x!=os.getpgrp()]\n"
+    "    for x in alive:\n"
+    "        try: os.killpg(x,s)\n"
+    "        except OSError: pass\n"
     "    end=time.monotonic()+w\n"
     "    while time.monotonic()<end:\n"
     "        time.sleep(0.05)\n"
-    "        try: os.killpg(g,0)\n"
-    "        except OSError: sys.exit(0)\n"
+    "        left=0\n"
+    "        for x in alive:\n"
+    "            try: os.killpg(x,0); left+=1\n"
+    "            except OSError: pass\n"
+    "        if not left: sys.exit(0)\n"
 )
 
 
@@ -107,6 +129,9 @@ class ProcessRun:
             threading.Thread(target=self._feed_stdin, args=(spec.stdin,), daemon=True).start()
         self._interrupting = threading.Event()
         self.interrupted = False
+        # groups seen below the agent; tools it starts in their own sessions are stopped too
+        self._groups: set[int] = {self.proc.pid}
+        self._tree_checked = 0.0
 
     def _feed_stdin(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -154,21 +179,36 @@ class ProcessRun:
                     else:
                         batch.extend((stream, ln) for ln in lines)
                 yield batch
+                now = time.monotonic()
+                if now - self._tree_checked > TREE_INTERVAL_S:
+                    self._tree_checked = now
+                    self.track_tree()
                 if self.proc.poll() is not None:
                     now = time.monotonic()
                     leader_gone_at = leader_gone_at or now
                     if now - leader_gone_at > DRAIN_GRACE_S and self.pgid:
                         # leftovers of the agent still hold our pipes: end them
-                        reap_group(self.pgid, grace=0.5)
+                        self.reap(grace=0.5)
                         if now - leader_gone_at > DRAIN_GRACE_S + 2:
                             break
         finally:
             sel.close()
 
+    def track_tree(self) -> None:
+        """Remember the process groups below the agent while their parents are still alive."""
+        own = os.getpgrp()
+        for _pid, pgid, _start in descendants(self.proc.pid):
+            if pgid not in (own, 0, 1):
+                self._groups.add(pgid)
+
+    def reap(self, grace: float = 1.0) -> None:
+        """After the agent ends: whatever it left behind, in its group or below it, goes too."""
+        for pgid in sorted(self._groups):
+            reap_group(pgid, grace=grace)
+
     def wait(self) -> int:
         code = exit_code_of(self.proc.wait())
-        if self.pgid:
-            reap_group(self.pgid, grace=1.0)
+        self.reap(grace=1.0)
         self._release_watchdog()
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
@@ -195,15 +235,15 @@ class ProcessRun:
         threading.Thread(target=self._ladder, name="aura-interrupt", daemon=True).start()
 
     def _ladder(self) -> None:
-        pgid = self.pgid
-        if pgid is None:
-            return
         for sig, wait_s in LADDER:
-            if not kill_group(pgid, sig):
+            if self.proc.poll() is None:
+                self.track_tree()  # before each step: the tree is whole while the agent lives
+            alive = [g for g in sorted(self._groups) if kill_group(g, sig)]
+            if not alive:
                 return
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
-                if self.proc.poll() is not None and not group_alive(pgid):
+                if self.proc.poll() is not None and not any(group_alive(g) for g in alive):
                     return
                 time.sleep(0.02)
 

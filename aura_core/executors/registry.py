@@ -14,6 +14,9 @@ __all__ = ["EXECUTOR_NAMES", "get_executor", "is_available", "register"]
 # name -> "module:Class"; a name missing here is recognised but not built yet.
 _ADAPTERS: dict[str, str] = {
     "custom": "aura_core.executors.command:CommandExecutor",
+    "claude": "aura_core.executors.claude:ClaudeExecutor",
+    "codex": "aura_core.executors.codex:CodexExecutor",
+    "gemini": "aura_core.executors.gemini:GeminiExecutor",
 }
 
 

@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
             cwd=cwd if not (parent and not args.cwd) else Path(parent["cwd"]),
             model=args.model or (parent["model"] if parent else None),
             mode=RunMode.follow_up if parent else RunMode.initial,
-            resume_id=(parent.get("agent_session_id") or parent["id"]) if parent else None,
+            resume_id=parent.get("agent_session_id") if parent else None,
             options=build_options(args),
             executable=overrides.resolve(store, config, executor_name, cli_paths),
             env=overrides.env_for(config, executor_name),

@@ -256,3 +256,38 @@ def test_sigkill_of_aura_leaves_no_orphans(aura: AuraCli, isolated_home: Path) -
     status = _db(isolated_home).execute("SELECT status FROM sessions").fetchone()["status"]
     assert status == "interrupted"
     assert "started" in res.stdout  # the line printed before the kill is kept
+
+
+# A tool started in a session of its own (as gemini and claude do): not in the agent's group.
+ESCAPED = "setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' & echo started; sleep 300"
+
+
+def _escaped_pid(pidfile: Path) -> int:
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline, "the escaped child never started"
+        time.sleep(0.05)
+    return int(pidfile.read_text())
+
+
+def _pid_gone(pid: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not procinfo.is_alive(pid, None):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_stop_reaches_tools_in_their_own_session(
+    isolated_home: Path, tmp_path: Path, how: str
+) -> None:
+    pidfile = tmp_path / "escaped.pid"
+    proc = _spawn_long_run(isolated_home, ESCAPED.format(pidfile=pidfile))
+    _wait_for_session(isolated_home)
+    escaped = _escaped_pid(pidfile)
+    time.sleep(1.2)  # let aura see the tree once (it looks every second)
+    proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert _pid_gone(escaped), f"the tool in its own session survived {how}"
