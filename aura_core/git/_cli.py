@@ -18,10 +18,17 @@ def git_executable() -> str:
     return exe
 
 
+def have_git() -> bool:
+    """Whether a git executable is on PATH (callers fall back to pygit2 when it is not)."""
+    return shutil.which("git") is not None
+
+
 def run_git(args: list[str], cwd: Path) -> str:
     """Run `git <args>` in cwd, never prompting; return stdout or raise GitCommandError."""
     env = dict(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
+    for leaked in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
+        env.pop(leaked, None)  # set inside hooks; would point git at another repository
     proc = subprocess.run(
         [git_executable(), *args],
         cwd=cwd,

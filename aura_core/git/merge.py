@@ -10,8 +10,13 @@ without updating its files would make that checkout look as if someone had rever
 (every merged change appearing as an uncommitted, staged undo). So when the base is checked out
 and clean, its index and files are updated to the new commit too, like a fast-forward there; when
 it has local changes to tracked files, or an operation in progress, the merge is refused. Untracked
-files there are fine unless the merge would overwrite them (then libgit2's safe checkout refuses
-and, again, nothing changes).
+files there are fine unless the merge would overwrite them (then the update refuses and, again,
+nothing changes).
+
+That update is `git read-tree -m -u <old> <new>`: a two-tree "fast-forward" of index and files
+that checks everything before writing anything, and runs the repository's own smudge filters
+(git-lfs and the like) so the person's checkout gets real content. Without a git executable,
+libgit2's safe checkout does the same job (built-in filters only).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import CheckoutStrategy, SortMode
 
+from aura_core.git._cli import have_git, run_git
 from aura_core.git.commit import commit_message
-from aura_core.git.errors import GitError, MergeConflict, UnsafeOperation
+from aura_core.git.errors import GitCommandError, GitError, MergeConflict, UnsafeOperation
 from aura_core.git.repo import (
     PathLike,
     _changed_files,
@@ -135,7 +141,7 @@ def _move_branch(
     """Point branch at new, updating the checkout showing it, all under the branch's ref lock.
 
     The lock keeps anyone else from moving the branch between our check and our update; the
-    checkout runs before the ref moves because a safe checkout compares files against HEAD.
+    files are updated before the ref moves because both updaters compare them against HEAD.
     """
     refname = f"refs/heads/{branch}"
     with main.transaction() as txn:
@@ -143,15 +149,23 @@ def _move_branch(
         if main.lookup_reference(refname).target != expected:
             raise GitError(f"{branch} moved while we were working; nothing was changed, try again")
         if checkout is not None:
-            shown = pygit2.Repository(str(checkout))
             try:
-                shown.checkout_tree(shown[new], strategy=CheckoutStrategy.SAFE)
-            except pygit2.GitError as exc:
+                _fast_forward_files(checkout, expected, new)
+            except (pygit2.GitError, GitCommandError) as exc:
                 raise UnsafeOperation(
                     f"cannot bring {checkout} along to the new {branch} ({exc}); move away the "
                     "files in the way and retry; nothing was changed"
                 ) from exc
         txn.set_target(refname, new, message=reason)
+
+
+def _fast_forward_files(checkout: Path, old: pygit2.Oid, new: pygit2.Oid) -> None:
+    """Bring a clean checkout's index and files from commit old to commit new, or fail untouched."""
+    if have_git():
+        run_git(["read-tree", "-m", "-u", str(old), str(new)], checkout)
+        return
+    shown = pygit2.Repository(str(checkout))
+    shown.checkout_tree(shown[new], strategy=CheckoutStrategy.SAFE)
 
 
 def squash_merge(

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from aura_core.git import merge as merge_mod
 from aura_core.git.errors import GitError, MergeConflict, UnsafeOperation
 from aura_core.git.merge import rebase_onto_base, squash_merge
 from aura_core.git.worktree import TaskWorktree, create_worktree
@@ -16,6 +17,14 @@ def task(repo: Path, wt_root: Path) -> TaskWorktree:
     commit_file(wt.path, "feature.txt", "feature\n", "Add feature file")
     commit_file(wt.path, "src/app.py", "def main():\n    return 42\n", "Return 42")
     return wt
+
+
+@pytest.fixture(params=["git read-tree", "libgit2 checkout"])
+def updater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with both ways of updating a checkout's files (CLI, or pygit2 without git)."""
+    if request.param == "libgit2 checkout":
+        monkeypatch.setattr(merge_mod, "have_git", lambda: False)
+    return str(request.param)
 
 
 def _snapshot(git: GitRun, repo: Path, wt: TaskWorktree) -> tuple[str, ...]:
@@ -34,7 +43,7 @@ def _snapshot(git: GitRun, repo: Path, wt: TaskWorktree) -> tuple[str, ...]:
 
 
 def test_squash_merge_updates_the_checked_out_base(
-    repo: Path, task: TaskWorktree, git: GitRun
+    repo: Path, task: TaskWorktree, git: GitRun, updater: str
 ) -> None:
     base_before = git(repo, "rev-parse", "main")
     result = squash_merge(task.path, message="Add feature (task aaaaaaaa)")
@@ -75,7 +84,7 @@ def test_squash_merge_with_base_not_checked_out(
 
 
 def test_squash_merge_after_base_moved_and_keeps_untracked_files(
-    repo: Path, task: TaskWorktree, git: GitRun
+    repo: Path, task: TaskWorktree, git: GitRun, updater: str
 ) -> None:
     commit_file(repo, "other.txt", "other\n", "Unrelated base work")
     write(repo / "scratch.txt", "the person's notes\n")
@@ -99,7 +108,7 @@ def test_squash_merge_refuses_base_with_local_changes(
 
 
 def test_squash_merge_refuses_to_overwrite_untracked_file(
-    repo: Path, task: TaskWorktree, git: GitRun
+    repo: Path, task: TaskWorktree, git: GitRun, updater: str
 ) -> None:
     write(repo / "feature.txt", "the person's own file\n")
     before = _snapshot(git, repo, task)
@@ -107,6 +116,20 @@ def test_squash_merge_refuses_to_overwrite_untracked_file(
         squash_merge(task.path)
     assert _snapshot(git, repo, task) == before
     assert (repo / "feature.txt").read_text() == "the person's own file\n"
+
+
+def test_last_guard_when_base_checkout_changes_after_the_checks(
+    repo: Path, task: TaskWorktree, git: GitRun, updater: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone edits a file the merge touches between our checks and the update.
+    monkeypatch.setattr(merge_mod, "tracked_changes", lambda repo: [])
+    write(repo / "src" / "app.py", "edited at the last moment\n")
+    before = _snapshot(git, repo, task)
+    with pytest.raises(UnsafeOperation, match="nothing was changed"):
+        squash_merge(task.path)
+    assert _snapshot(git, repo, task) == before
+    assert (repo / "src" / "app.py").read_text() == "edited at the last moment\n"
+    assert not (repo / "feature.txt").exists()
 
 
 def test_squash_merge_refuses_dirty_task_worktree(
@@ -164,7 +187,7 @@ def test_squash_merge_on_the_base_itself(repo: Path) -> None:
 # ------------------------------------------------------------------ rebase
 
 
-def test_rebase_onto_moved_base(repo: Path, task: TaskWorktree, git: GitRun) -> None:
+def test_rebase_onto_moved_base(repo: Path, task: TaskWorktree, git: GitRun, updater: str) -> None:
     base_head = commit_file(repo, "other.txt", "other\n", "Unrelated base work")
     before = git(task.path, "rev-parse", "HEAD")
     result = rebase_onto_base(task.path)

@@ -3,10 +3,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pygit2
 import pytest
 
 from aura_core.git import worktree as wtmod
-from aura_core.git.errors import GitError, UnsafeOperation
+from aura_core.git.errors import GitCommandError, GitError, UnsafeOperation
 from aura_core.git.merge import squash_merge
 from aura_core.git.worktree import (
     branch_name,
@@ -18,7 +19,7 @@ from aura_core.git.worktree import (
     remove_worktree,
     slugify,
 )
-from tests.core.git.conftest import GitRun, commit_file, porcelain_worktrees, write
+from tests.core.git.conftest import GitRun, MakeRepo, commit_file, porcelain_worktrees, write
 
 TASK = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 
@@ -104,6 +105,18 @@ def test_create_is_idempotent(repo: Path, wt_root: Path) -> None:
     assert again.path == first.path and not again.created and not again.created_branch
 
 
+def test_create_again_after_a_crash_mid_add_unlocks(repo: Path, wt_root: Path, git: GitRun) -> None:
+    wt = create_worktree(repo, TASK, "Fix", wt_root)
+    lock = repo / ".git" / "worktrees" / wt.path.name / "locked"
+    lock.write_text("initializing")  # what a killed `git worktree add` leaves
+    assert "locked" in git(repo, "worktree", "list", "--porcelain")
+    again = create_worktree(repo, TASK, "Fix", wt_root)
+    assert not again.created and not lock.exists()
+    git(repo, "worktree", "lock", "--reason", "person's lock", str(wt.path))
+    create_worktree(repo, TASK, "Fix", wt_root)
+    assert lock.read_text().strip() == "person's lock"  # other locks are not ours to drop
+
+
 def test_create_reuses_a_task_branch_whose_folder_vanished(
     repo: Path, wt_root: Path, git: GitRun
 ) -> None:
@@ -151,21 +164,46 @@ def test_create_with_a_missing_base(repo: Path, wt_root: Path, git: GitRun) -> N
     assert git(repo, "branch", "--list", "aura/*") == ""
 
 
+@pytest.mark.parametrize("with_cli", [True, False])
 def test_failed_add_leaves_nothing_behind(
-    repo: Path, wt_root: Path, git: GitRun, monkeypatch: pytest.MonkeyPatch
+    repo: Path, wt_root: Path, git: GitRun, monkeypatch: pytest.MonkeyPatch, with_cli: bool
 ) -> None:
-    import pygit2
+    def boom_cli(args: list[str], cwd: Path) -> str:
+        leaf = Path(args[-2]).name
+        (cwd / ".git" / "worktrees" / leaf).mkdir(parents=True)  # half-made metadata
+        Path(args[-2]).mkdir(parents=True)
+        raise GitCommandError(args, 128, "fatal: disk full")
 
-    def boom(self: pygit2.Repository, name: str, path: str, ref: object) -> None:
+    def boom_lib(self: pygit2.Repository, name: str, path: str, ref: object) -> None:
         (Path(self.path) / "worktrees" / name).mkdir(parents=True)  # like libgit2 does
         raise pygit2.GitError("disk full")
 
-    monkeypatch.setattr(pygit2.Repository, "add_worktree", boom)
+    monkeypatch.setattr(wtmod, "have_git", lambda: with_cli)
+    monkeypatch.setattr(wtmod, "run_git", boom_cli)
+    monkeypatch.setattr(pygit2.Repository, "add_worktree", boom_lib)
     with pytest.raises(GitError, match="disk full"):
         create_worktree(repo, TASK, "x", wt_root)
     assert git(repo, "branch", "--list", "aura/*") == ""
     assert not (repo / ".git" / "worktrees" / branch_name(TASK, "x").split("/")[1]).exists()
     assert len(porcelain_worktrees(repo)) == 1
+
+
+def test_without_git_executable_pygit2_does_the_work(
+    repo: Path, wt_root: Path, git: GitRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wtmod, "have_git", lambda: False)
+    wt = create_worktree(repo, TASK, "No CLI", wt_root)
+    assert git(wt.path, "status", "--porcelain") == ""
+    assert git(wt.path, "rev-parse", "--abbrev-ref", "HEAD") == wt.branch
+    assert git(repo, "ls-files") == git(wt.path, "ls-files")
+    write(wt.path / "draft.txt", "x\n")
+    with pytest.raises(UnsafeOperation, match="uncommitted"):
+        remove_worktree(wt.path)
+    (wt.path / "draft.txt").unlink()
+    remove_worktree(wt.path, delete_branch=True)
+    assert not wt.path.exists()
+    assert [e["worktree"] for e in porcelain_worktrees(repo)] == [str(repo)]
+    assert git(repo, "branch", "--list", wt.branch) == ""
 
 
 # ------------------------------------------------------------------ list / remove / prune
@@ -348,6 +386,21 @@ def test_orphans_found_without_naming_repos(repo: Path, wt_root: Path) -> None:
     orphans = plan_orphan_cleanup(wt_root, [])
     assert [(o.path, o.repo, o.branch) for o in orphans] == [(idle.path, repo, idle.branch)]
     assert plan_orphan_cleanup(wt_root / "missing", []) == []
+
+
+def test_orphan_whose_repository_is_gone(tmp_path: Path, make_repo: MakeRepo, git: GitRun) -> None:
+    # The worktrees root sits inside another repository: discovery must not climb into it.
+    outer = make_repo("outer")
+    root = outer / "worktrees"
+    doomed = make_repo("doomed")
+    wt = create_worktree(doomed, TASK, "x", root)
+    shutil.rmtree(doomed)
+    [orphan] = plan_orphan_cleanup(root, [])
+    assert (orphan.path, orphan.kind, orphan.action) == (wt.path, "not_a_worktree", "skip")
+    assert "repository is gone" in orphan.reason
+    assert clean_orphans(root, []) == [] and wt.path.exists()
+    assert [o.path for o in clean_orphans(root, [], force=True)] == [wt.path]
+    assert not wt.path.exists() and git(outer, "status", "--porcelain") == ""
 
 
 def test_module_exports_documented_names() -> None:
