@@ -5,6 +5,8 @@ Every section is optional; a bad value is reported as one line naming the file a
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,18 @@ class HubConfig(_Section):
     token: str | None = None
 
 
+class WorkerConfig(_Section):
+    """This machine as a worker: `aura worker serve` reads it."""
+
+    hub: str | None = None
+    token: str | None = None
+    name: str | None = None
+    max_concurrency: int = Field(default=2, ge=1, le=256)
+    repos: dict[str, str] = Field(default_factory=dict)
+    executors: list[str] = Field(default_factory=list)
+    tls_ca: str | None = None
+
+
 class NotifyConfig(_Section):
     bell: bool = True
     desktop: bool = True
@@ -69,6 +83,7 @@ class AuraConfig(_Section):
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     executors: dict[str, ExecutorConfig] = Field(default_factory=dict)
     hub: HubConfig = Field(default_factory=HubConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     keymap: dict[str, str] = Field(default_factory=dict)
     theme: str | None = None
@@ -79,23 +94,55 @@ class AuraConfig(_Section):
         return paths.data_dir(data_override) / "worktrees"
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a key may hold a newline) escaped: an error stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _key(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+        out += f".{name}" if out else name
     return out or "(top level)"
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> AuraConfig:
     try:
-        return AuraConfig.model_validate(data)
+        config = AuraConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `aura config init` writes a commented example)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_key(tuple(err['loc']))}: {msg}{more}") from None
+        raise ConfigError(_one_line(f"{source}: {_key(tuple(err['loc']))}: {msg}{more}")) from None
+    _check_board_and_prompts(config, source)
+    return config
+
+
+def _check_board_and_prompts(config: AuraConfig, source: str) -> None:
+    """The board and the prompt templates are checked on load too, so every command reports a
+    mistake in them the same way (one line naming the file and the key), not as a traceback."""
+    from aura_core.board import Board, BoardConfigError
+    from aura_core.engine.prompts import PromptError, default_templates, merge_templates
+
+    try:
+        if config.board:
+            Board.from_config({"board": config.board})
+    except BoardConfigError as exc:
+        raise ConfigError(_one_line(f"{source}: board config: {exc}")) from None
+    try:
+        merge_templates(default_templates(), config.prompts)
+    except PromptError as exc:
+        raise ConfigError(_one_line(f"{source}: prompts: {exc}")) from None
 
 
 def load_config(path: Path | None = None) -> AuraConfig:
@@ -105,7 +152,7 @@ def load_config(path: Path | None = None) -> AuraConfig:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(_one_line(f"{path}: not valid TOML: {exc}")) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raise ConfigError(_one_line(f"{path}: cannot read: {exc}")) from None
     return parse_config(data, str(path))

@@ -186,6 +186,13 @@ COMMANDS: list[tuple[str, str, Populate | str]] = [
     ("task", "manage tasks headlessly, like the board", "aura_tui.commands.task:populate"),
     ("session", "list and show stored sessions", _populate_session),
     ("doctor", "which agents are installed and ready", _populate_doctor),
+    ("hub", "run the worker hub headless", "aura_tui.commands.hub:populate"),
+    ("worker", "remote workers: serve, token, list", "aura_tui.commands.worker:populate"),
+    (
+        "config",
+        "the config file: its path, a commented default, the effective settings",
+        "aura_tui.commands.config:populate",
+    ),
     ("completion", "print a shell completion script", _populate_completion),
     ("help", "show help for aura or a command", _populate_help),
 ]
@@ -312,6 +319,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from aura_tui.commands import task as task_cmd
 
             return task_cmd.main(args)
+        if args.command == "hub":
+            from aura_tui.commands import hub as hub_cmd
+
+            return hub_cmd.main(args)
+        if args.command == "worker":
+            from aura_tui.commands import worker as worker_cmd
+
+            return worker_cmd.main(args)
+        if args.command == "config":
+            from aura_tui.commands import config as config_cmd
+
+            return config_cmd.main(args)
         if args.command == "doctor":
             from aura_tui.commands import doctor as doctor_cmd
 

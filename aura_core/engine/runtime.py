@@ -549,13 +549,17 @@ class Runtime:
             except Exception:
                 pass
         finally:
-            with self._lock:
-                if self._drivers.get(driver.task_id) is driver:
-                    del self._drivers[driver.task_id]
-            self._after_drive(driver)
-            self._pump()
+            try:
+                self._after_drive(driver)  # before the driver is gone: wait() sees its notices
+            finally:
+                with self._lock:
+                    if self._drivers.get(driver.task_id) is driver:
+                        del self._drivers[driver.task_id]
+                self._pump()
 
     def _after_drive(self, driver: _Driver) -> None:
+        if self._closing:  # quitting: the person chose what happens to runs; no alarms
+            return
         task = self.store.get_task(driver.task_id)
         if task.state == CanonicalTaskState.review:
             self._notify(task.id, f"'{task.title}' needs review", "information")

@@ -69,6 +69,9 @@ def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> 
     merge.add_argument("--rebase", action="store_true", help="rebase onto the base instead")
     remove = cmd("remove", "remove a task and its worktree")
     remove.add_argument("--force", action="store_true", help="even with unmerged work")
+    from aura_tui.commands.pr import add_pr_parser
+
+    add_pr_parser(tsub, common)
 
 
 def _runtime(args: argparse.Namespace) -> Any:
@@ -275,6 +278,10 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
     if command == "list":
         return _list(rt, args)
     task = rt.task(args.id)
+    if command == "pr":
+        from aura_tui.commands.pr import run as run_pr
+
+        return run_pr(rt, task, args)
     if command == "show":
         return _show(rt, task, args)
     if command == "start":
