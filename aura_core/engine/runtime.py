@@ -250,10 +250,7 @@ class Runtime:
 
     # ---- board moves ------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for task in self.store.list_tasks():
-            out[task.column_id] = out.get(task.column_id, 0) + 1
-        return out
+        return dict(self.store.task_counts())
 
     def git_clean(self, task_id: str) -> bool:
         from aura_core.git.repo import is_clean

@@ -170,6 +170,12 @@ class MemoryStore:
     def list_tasks(self) -> list[Task]:
         return sorted(self._tasks.values(), key=lambda t: (t.position, t.created_at, t.id))
 
+    def task_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for task in self._tasks.values():
+            counts[task.column_id] = counts.get(task.column_id, 0) + 1
+        return counts
+
     def delete_task(self, task_id: str) -> None:
         with self.transaction():
             self.get_task(task_id)

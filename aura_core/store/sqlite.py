@@ -8,6 +8,7 @@ import the contracts on first use.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -114,6 +115,17 @@ def _decode(table: str, row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
+def _no_space(path: Path, exc: sqlite3.Error) -> bool:
+    """Did this error come from a full disk? SQLite says "full" when a write comes up short, but
+    only "disk I/O error" when it cannot create its shared-memory file, so look at the disk."""
+    if "full" in str(exc):
+        return True
+    try:
+        return shutil.disk_usage(path.parent).free < (256 << 10)
+    except OSError:
+        return False
+
+
 class SqliteStore:
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
@@ -131,9 +143,21 @@ class SqliteStore:
         self.conn.row_factory = sqlite3.Row
         try:
             self._check_and_migrate()
+        except sqlite3.OperationalError as exc:
+            self.conn.close()
+            raise self._operational(exc, "cannot open") from None
         except BaseException:
             self.conn.close()
             raise
+
+    def _operational(self, exc: sqlite3.OperationalError, what: str) -> StoreError:
+        """A one-line StoreError for an error of the disk, not of the data (left untouched)."""
+        if _no_space(self.path, exc):
+            return StoreError(
+                f"{what} database {self.path}: its disk is full ({exc}); free some space and "
+                "run the command again (what was stored before is kept)"
+            )
+        return StoreError(f"{what} database {self.path}: {exc}")
 
     # ---- opening -----------------------------------------------------------------------
     def _version(self) -> int:
@@ -150,6 +174,8 @@ class SqliteStore:
                 return 0
             row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
             return int(row[0] or 0)
+        except sqlite3.OperationalError:
+            raise  # locked, disk full, I/O: the file itself may be fine (see __init__)
         except sqlite3.DatabaseError as exc:
             raise CorruptDatabase(
                 f"database {self.path} is unreadable ({exc}); it was left untouched: "
@@ -193,10 +219,15 @@ class SqliteStore:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite may already have rolled back (SQLITE_FULL does); a failed COMMIT leaves
+                # the transaction open, and later writes would take it for a nested one
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _no_space(self.path, exc):
+                    raise self._operational(exc, "cannot write to") from None
                 raise
-            self.conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -413,6 +444,14 @@ class SqliteStore:
                 "SELECT * FROM tasks ORDER BY position, created_at, id"
             ).fetchall()
         return [Task.model_validate(_decode("tasks", r)) for r in rows]
+
+    def task_counts(self) -> dict[str, int]:
+        """Cards per column id, in one indexed query (WIP checks run on every move)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT column_id, count(*) FROM tasks GROUP BY column_id"
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     def delete_task(self, task_id: str) -> None:
         with self.transaction():

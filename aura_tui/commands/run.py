@@ -111,6 +111,19 @@ def main(args: argparse.Namespace) -> int:
         )
         if not request.cwd.is_dir():
             raise UserError(f"the session's folder {request.cwd} no longer exists: pass --cwd")
+        if not args.no_tui and not args.json and sys.stdout.isatty() and sys.stdin.isatty():
+            from aura_tui.single_run import run_single  # the single-run view (textual)
+
+            try:
+                return run_single(
+                    executor,
+                    executor_name,
+                    request,
+                    store,
+                    parent_id=parent["id"] if parent else None,
+                )
+            except SetupRequired as exc:
+                raise UserError(str(exc), 1) from None
         has_normalizer = executor.normalizer() is not None
         sink = PlainSink(has_normalizer=has_normalizer, as_json=args.json)
         runner = SessionRunner(

@@ -97,6 +97,7 @@ def test_tasks_executions_events(store: MemoryStore | SqliteStore) -> None:
     moved = store.update_task("t1abc", column_id="ready", state=CanonicalTaskState.ready)
     assert moved.column_id == "ready" and moved.repos == ["/r"]
     assert [t.id for t in store.list_tasks()] == ["t1abc", "t2abc"]
+    assert store.task_counts() == {"ready": 1, "backlog": 1}
     execution = Execution(id="e1", task_id="t1abc", created_at=1.0, updated_at=1.0)
     store.create_execution(execution)
     store.update_execution("e1", status=ExecutionStatus.running, workspace=["/wt"])

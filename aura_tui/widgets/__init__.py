@@ -1,0 +1,1 @@
+"""The board's widgets, one area per module; each widget's messages are nested in its class."""

@@ -1,0 +1,291 @@
+"""TUI figures, headless: key latency under a log flood, a 1M-line session, a 1,000-task board.
+
+    python benchmarks/bench_tui.py [--lines 1000000] [--tasks 1000]
+
+Targets: key-to-screen < 100 ms while the log pane receives 100,000 lines/s; opening a
+1,000,000-line session < 1 s with RSS < 300 MB; a 1,000-task board opens < 1 s, a move < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Painter:
+    """Stamps every compositor refresh of the current screen: when a change reached the screen."""
+
+    def __init__(self, app: object) -> None:
+        self.app = app
+        self.stamps: list[float] = []
+        self._screen: object = None
+
+    def watch(self) -> None:
+        screen = self.app.screen  # type: ignore[attr-defined]
+        if screen is self._screen:
+            return
+        self._screen = screen
+        original = screen._compositor_refresh
+
+        def stamped() -> None:
+            original()
+            self.stamps.append(time.perf_counter())
+
+        screen._compositor_refresh = stamped
+
+    async def key(self, key: str, done: object, timeout: float = 5.0) -> float:
+        """ms from posting `key` until the first screen paint after `done()` turns true."""
+        from textual import events
+
+        self.watch()
+        start = time.perf_counter()
+        char = key if len(key) == 1 else None
+        self.app.post_message(events.Key(key, char))  # type: ignore[attr-defined]
+        deadline = start + timeout
+        changed_at = None
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.001)
+            if changed_at is None and done():  # type: ignore[operator]
+                changed_at = time.perf_counter()
+            if changed_at is not None:
+                after = [t for t in self.stamps if t >= changed_at]
+                if after:
+                    return (after[0] - start) * 1000
+        return timeout * 1000
+
+
+def row(name: str, value: float, target: float, unit: str) -> tuple[str, str, str, str]:
+    ok = "ok" if value < target else "MISSED"
+    return name, f"{value:,.1f} {unit}", f"< {target:,.0f} {unit}", ok
+
+
+async def bench_flood(results: list) -> None:
+    """Key latency while a thread pushes 100k lines/s (2,000 every 20 ms) into the log pane."""
+    from aura_core.contracts import SessionStatus
+    from aura_core.store.memory import MemoryStore
+    from aura_tui.services import UiEvent
+    from tests.tui.fakes import FakeService, add_session
+    from tests.tui.helpers import make_app, make_task
+
+    store = MemoryStore()
+    task = make_task(1, "Flood", "in_progress", executor="custom")
+    store.create_task(task)
+    session = add_session(store, task.id, [], executor="custom", status=SessionStatus.running)
+    app = make_app(service=FakeService(store))
+    stop = threading.Event()
+    sent = [0]
+    text = "a log line of typical length, " + "x" * 50
+
+    def flood() -> None:
+        seq = 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            sid = session.id
+            rows = [(sid, n, "stdout", 0.0, text, None) for n in range(seq, seq + 2000)]
+            seq += 2000
+            app._on_service_event(UiEvent("log", task.id, session.id, rows=rows))
+            sent[0] = seq
+            time.sleep(max(0.0, 0.02 - (time.perf_counter() - start)))
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        thread = threading.Thread(target=flood, daemon=True)
+        began = time.perf_counter()
+        thread.start()
+        await asyncio.sleep(0.5)
+        latencies = []
+        painter = Painter(app)
+        from textual.widgets import TabbedContent
+
+        tabs = app.screen.query_one(TabbedContent)
+        for i in range(40):
+            want = "sessions" if i % 2 == 0 else "log"
+            latency = await painter.key(
+                "S" if want == "sessions" else "l", lambda want=want: tabs.active == want
+            )
+            latencies.append(latency)
+            await asyncio.sleep(0.05)
+        stop.set()
+        thread.join()
+        elapsed = time.perf_counter() - began
+        rate = sent[0] / elapsed
+        shown = app.screen.query_one("LogView").line_count  # type: ignore[attr-defined]
+    p95 = sorted(latencies)[int(len(latencies) * 0.95) - 1]
+    results.append(row("key latency p95 under flood", p95, 100, "ms"))
+    results.append(("  median latency", f"{statistics.median(latencies):.1f} ms", "", ""))
+    results.append(("  lines/s pushed, shown", f"{rate:,.0f}/s, {shown:,}", ">= 100,000/s", ""))
+
+
+async def bench_big_session(results: list, lines: int) -> None:
+    from aura_core.contracts import Session, SessionStatus, Task
+    from aura_core.store.sqlite import SqliteStore
+    from aura_tui.app import create_app
+    from aura_tui.services import AuraService
+
+    tmp = Path(tempfile.mkdtemp(prefix="aura-bench-tui-"))
+    store = SqliteStore(tmp / "aura.db")
+    now = time.time()
+    task = Task(
+        id="t" * 32,
+        title="Huge log",
+        executor="custom",
+        column_id="review",
+        state="review",
+        created_at=now,
+        updated_at=now,
+    )
+    store.create_task(task)
+    sid = "s" * 32
+    store.create_session(
+        Session(
+            id=sid,
+            executor="custom",
+            cwd=str(tmp),
+            task_id=task.id,
+            status=SessionStatus.completed,
+            created_at=now,
+            started_at=now,
+            finished_at=now,
+        )
+    )
+    batch = 50_000
+    for start in range(0, lines, batch):
+        store.append_log(
+            [
+                (sid, i, "stdout", now, f"line {i} " + "y" * 70, None)
+                for i in range(start, min(lines, start + batch))
+            ]
+        )
+    service = AuraService(store, executors=lambda: [])
+    app = create_app(store, service=service, animate=False, keymap={})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        before = rss_mb()
+        painter = Painter(app)
+        board = app.screen
+
+        def shown() -> bool:
+            screen = app.screen
+            if screen is board:
+                return False
+            painter.watch()
+            views = screen.query("LogView")
+            return bool(views) and views.first().line_count > 0  # type: ignore[attr-defined]
+
+        opened = await painter.key("enter", shown)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view = app.screen.query_one("LogView")
+        count = view.line_count  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        await pilot.press("home")
+        await pilot.pause()
+        jump = (time.perf_counter() - start) * 1000
+        after = rss_mb()
+    store.close()
+    results.append(row(f"open a {count:,}-line session", opened, 1000, "ms"))
+    results.append(row("  RSS with it open", after, 300, "MB"))
+    results.append(("  RSS before opening, jump to top", f"{before:.0f} MB, {jump:.1f} ms", "", ""))
+
+
+async def bench_board(results: list, n: int) -> None:
+    from aura_core.store.sqlite import SqliteStore
+    from aura_tui.app import create_app
+    from aura_tui.services import AuraService
+    from tests.tui.helpers import make_task
+
+    tmp = Path(tempfile.mkdtemp(prefix="aura-bench-board-"))
+    store = SqliteStore(tmp / "aura.db")
+    columns = ["backlog", "ready", "review", "done"]
+    with store.transaction():
+        for i in range(n):
+            store.create_task(make_task(i, f"Task {i}", columns[i % len(columns)]))
+    service = AuraService(store, executors=lambda: [])
+    app = create_app(store, service=service, animate=False, keymap={})
+    start = time.perf_counter()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        opened = (time.perf_counter() - start) * 1000
+        painter = Painter(app)
+        screen = app.screen
+        moves = []
+        for i in range(20):
+            card = screen.current_card
+            target = "ready" if i % 2 == 0 else "backlog"
+            moves.append(
+                await painter.key(
+                    "L" if i % 2 == 0 else "H",
+                    lambda card=card, target=target: (
+                        screen.current_column.column_id == target
+                        and screen.current_card is not None
+                        and screen.current_card.id == card.id
+                    ),
+                )
+            )
+            await pilot.pause()
+        cursor = []
+        for _ in range(20):
+            before = screen.current_column.cursor
+            cursor.append(
+                await painter.key("j", lambda before=before: screen.current_column.cursor != before)
+            )
+    store.close()
+    results.append(row(f"open a {n:,}-task board", opened, 1000, "ms"))
+    results.append(row("  move a card (median)", statistics.median(moves), 50, "ms"))
+    results.append(("  cursor key (median)", f"{statistics.median(cursor):.1f} ms", "", ""))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--tasks", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        for var, sub in (
+            ("HOME", ""),
+            ("XDG_CONFIG_HOME", "c"),
+            ("XDG_DATA_HOME", "d"),
+            ("XDG_CACHE_HOME", "k"),
+            ("AURA_HOME", "a"),
+        ):
+            os.environ[var] = str(Path(home) / sub)
+        results: list = []
+        asyncio.run(bench_flood(results))
+        asyncio.run(bench_board(results, args.tasks))
+        asyncio.run(bench_big_session(results, args.lines))
+    width = max(len(r[0]) for r in results)
+    print(f"{'figure':<{width}}  {'measured':>22}  {'target':>14}")
+    for name, value, target, ok in results:
+        print(f"{name:<{width}}  {value:>22}  {target:>14}  {ok}")
+    return 0 if all(r[3] != "MISSED" for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
