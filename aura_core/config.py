@@ -49,6 +49,7 @@ class ExecutorConfig(_Section):
 
 
 class HubConfig(_Section):
+    enabled: bool = False  # the board embeds the hub (remote workers can connect)
     host: str = "127.0.0.1"
     port: int = Field(default=7433, ge=0, le=65535)
     tls_cert: str | None = None
@@ -131,18 +132,20 @@ def parse_config(data: dict[str, Any], source: str = "config") -> AuraConfig:
 def _check_board_and_prompts(config: AuraConfig, source: str) -> None:
     """The board and the prompt templates are checked on load too, so every command reports a
     mistake in them the same way (one line naming the file and the key), not as a traceback."""
-    from aura_core.board import Board, BoardConfigError
-    from aura_core.engine.prompts import PromptError, default_templates, merge_templates
+    if config.board:
+        from aura_core.board import Board, BoardConfigError
 
-    try:
-        if config.board:
+        try:
             Board.from_config({"board": config.board})
-    except BoardConfigError as exc:
-        raise ConfigError(_one_line(f"{source}: board config: {exc}")) from None
-    try:
-        merge_templates(default_templates(), config.prompts)
-    except PromptError as exc:
-        raise ConfigError(_one_line(f"{source}: prompts: {exc}")) from None
+        except BoardConfigError as exc:
+            raise ConfigError(_one_line(f"{source}: board config: {exc}")) from None
+    if config.prompts:
+        from aura_core.engine.prompts import PromptError, default_templates, merge_templates
+
+        try:
+            merge_templates(default_templates(), config.prompts)
+        except PromptError as exc:
+            raise ConfigError(_one_line(f"{source}: prompts: {exc}")) from None
 
 
 def load_config(path: Path | None = None) -> AuraConfig:

@@ -99,6 +99,8 @@ class SessionRunner:
         self._agent: Any = None
         self._stop = threading.Event()
         self._seq = 0
+        self._store_error: str | None = None  # the store refused the log: the run fails
+        self._unsaved = 0
         self.started = threading.Event()
 
     # ---- control ------------------------------------------------------------------------
@@ -116,8 +118,26 @@ class SessionRunner:
     def _system(self, writer: LogWriter, text: str) -> None:
         rows: list[Row] = [(self.session_id, self._seq, "system", time.time(), text, None)]
         self._seq += 1
+        self._store_and_show(writer, rows)
+
+    def _store_and_show(self, writer: LogWriter, rows: list[Row]) -> bool:
+        """Commit the rows, then hand them to the sink: a line anyone was shown is in the store,
+        even after a kill -9 (one commit per read batch, never per line). When the store refuses
+        them (disk full, say) the agent is stopped and the run fails; False means dropped."""
+        if self._store_error is not None:
+            self._unsaved += len(rows)
+            return False
         writer.add(rows)
+        try:
+            writer.flush()
+        except Exception as exc:
+            self._unsaved += writer.discard()
+            self._store_error = f"could not store the log ({exc}); the agent was stopped"
+            if self._agent is not None:
+                self._agent.interrupt()
+            return False
         self.sink.lines(rows)
+        return True
 
     def _create_session(self, agent: Any) -> dict[str, Any]:
         from aura_core.contracts import Session, SessionStatus
@@ -146,6 +166,16 @@ class SessionRunner:
                 "resume_id": req.resume_id,
                 "structured": self.executor.normalizer() is not None,
                 "agent_start": procinfo.start_time(agent.pid) if agent.pid else None,
+                # what a later `--session`/`--resume-latest` needs to run the same thing again
+                **{
+                    k: v
+                    for k, v in (
+                        ("base_command", req.options.base_command),
+                        ("params", req.options.params or None),
+                        ("openai_endpoint", req.options.openai_endpoint),
+                    )
+                    if v
+                },
             },
         )
         self.store.create_session(session)
@@ -177,15 +207,15 @@ class SessionRunner:
             for warning in getattr(spec, "warnings", []) or []:
                 self._system(writer, f"warning: {warning}")
             self.started.set()
-            if self._stop.is_set():
+            if self._stop.is_set() or self._store_error is not None:
                 agent.interrupt()
             for batch in agent.batches():
                 if not batch:
                     continue
                 rows = decode_batch(self.session_id, self._seq, time.time(), batch)
                 self._seq += len(rows)
-                writer.add(rows)
-                self.sink.lines(rows)
+                if not self._store_and_show(writer, rows):
+                    continue
                 if normalizer is not None:
                     patches: list[Any] = []
                     for row in rows:
@@ -201,7 +231,9 @@ class SessionRunner:
                 if tail:
                     self.sink.patches(tail)
                 agent_sid = normalizer.agent_session_id or agent_sid
-            if self._stop.is_set() or getattr(agent, "interrupted", False):
+            if self._store_error is not None:
+                status, error = "failed", self._store_error
+            elif self._stop.is_set() or getattr(agent, "interrupted", False):
                 status, error = "killed", "stopped by the user"
             elif exit_code == 0:
                 status = "completed"
@@ -224,7 +256,13 @@ class SessionRunner:
         agent_sid: str | None,
     ) -> RunResult:
         finished = time.time()
-        writer.close()
+        try:
+            writer.close()
+        except Exception as exc:
+            self._unsaved += writer.discard()
+            status, error = "failed", error or f"could not store the log ({exc})"
+        if self._unsaved:
+            error = f"{error} ({self._unsaved} line(s) not saved)"
         fields: dict[str, Any] = {
             "status": status,
             "exit_code": exit_code,
@@ -233,7 +271,15 @@ class SessionRunner:
         }
         if agent_sid:
             fields["agent_session_id"] = agent_sid
-        self.store.update_session(self.session_id, **fields)
+        try:
+            self.store.update_session(self.session_id, **fields)
+        except Exception as exc:
+            from aura_core.store.errors import StoreError
+
+            raise StoreError(
+                f"could not record the end of session {self.session_id[:8]} ({exc}); "
+                f"it ended {status}" + (f": {error}" if error else "")
+            ) from None
         result = RunResult(
             session_id=self.session_id,
             status=status,

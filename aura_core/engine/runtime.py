@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aura_core import procinfo
 from aura_core.board import Board, MoveDecision, MoveIntent
@@ -41,6 +41,10 @@ from aura_core.executors.base import RunMode, RunOptions, RunRequest, SetupRequi
 from aura_core.executors.command import CommandExecutor
 from aura_core.executors.registry import get_executor
 from aura_core.runner import Row, RunResult, SessionRunner
+
+if TYPE_CHECKING:
+    from aura_core.worker.hub import HubThread
+    from aura_core.worker.remote import RemoteRouter, RemoteTarget
 
 LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
 
@@ -107,7 +111,7 @@ class _Driver:
         self.execution_id = execution_id
         self.task_id = task_id
         self.thread: threading.Thread | None = None
-        self.runner: SessionRunner | None = None
+        self.runner: Any = None  # SessionRunner, or RemoteSessionRunner for a stage on a worker
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
 
@@ -128,6 +132,7 @@ class Runtime:
         max_concurrent: int | None = None,
         clock: Callable[[], float] = time.time,
         recover: bool = True,
+        hub: HubThread | None = None,
     ) -> None:
         self.store = store
         self.config = config or AuraConfig()
@@ -145,8 +150,37 @@ class Runtime:
         self._queue: deque[tuple[str, str]] = deque()  # (task id, execution id) awaiting a slot
         self._subscribers: list[Subscriber] = []
         self._closing = False
+        self.hub: HubThread | None = None
+        self._router: RemoteRouter | None = None
+        self._own_hub = False
+        if hub is not None:
+            self.attach_hub(hub)
         if recover:
             self.recover()
+
+    # ---- remote workers -----------------------------------------------------------------------
+    def attach_hub(self, hub: HubThread) -> None:
+        """Run the stages of tasks that ask for a worker (`options["worker"]`) on this hub's
+        workers. The hub should share this runtime's store (it then keeps the remote lines)."""
+        from aura_core.worker.remote import RemoteRouter
+
+        with self._lock:
+            if self._router is not None:
+                self._router.close()
+            self.hub = hub
+            self._router = RemoteRouter(hub)
+
+    def start_hub(self, data_dir: str | None = None, **overrides: Any) -> HubThread | None:
+        """The board's embedded hub: started (with [hub] of config.toml, this store) and
+        attached when `[hub] enabled = true`; stopped by shutdown(). None when not enabled."""
+        if not getattr(self.config.hub, "enabled", False):
+            return None
+        from aura_core.worker.remote import hub_from_config
+
+        hub = hub_from_config(self.config, self.store, data_dir, **overrides)
+        self.attach_hub(hub)
+        self._own_hub = True
+        return hub
 
     # ---- subscriptions ----------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -517,6 +551,10 @@ class Runtime:
         for driver in drivers:
             if driver.thread is not None:
                 driver.thread.join(timeout)
+        if self._router is not None:
+            self._router.close()
+        if self._own_hub and self.hub is not None:
+            self.hub.stop()
 
     # ---- the driver -------------------------------------------------------------------------
     def _drive(self, driver: _Driver, first: ExecutionEvent) -> None:
@@ -601,6 +639,14 @@ class Runtime:
 
         task = self.store.get_task(driver.task_id)
         try:
+            worker = self._placement(task)
+        except RuntimeError_ as exc:
+            return self._failed(str(exc))
+        if worker is not None:
+            return self._prepare_remote(driver, task, worker)
+        if task.worker_id is not None:
+            self.store.update_task(task.id, worker_id=None)
+        try:
             workspace = create_workspace(
                 task.repos,
                 task.id,
@@ -624,6 +670,59 @@ class Runtime:
         if task.base_branch is None and workspace.worktrees:
             self.store.update_task(task.id, base_branch=workspace.worktrees[0].base)
         return ExecutionEvent(kind=EventKind.workspace_prepared)
+
+    def _placement(self, task: Task) -> str | None:
+        """The worker this execution runs on (task.options["worker"]), None for local."""
+        if self.hub is None and task.options.get("worker") in (None, "", "local", "any"):
+            return None
+        from aura_core.worker.remote import PlacementError, place_task
+
+        try:
+            return place_task(self.hub, task, self.config)
+        except PlacementError as exc:
+            raise RuntimeError_(str(exc)) from None
+
+    def _prepare_remote(self, driver: _Driver, task: Task, worker: str) -> ExecutionEvent:
+        """A remote execution has no local worktree: the worker makes its own of the branch."""
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import default_base_branch
+        from aura_core.git.worktree import branch_name
+
+        try:
+            branch = branch_name(task.id, task.title, self.config.worktrees.prefix)
+            base = task.base_branch or default_base_branch(task.repos[0])
+        except GitError as exc:
+            return self._failed(f"could not name the task's branch: {exc}")
+        self.store.update_execution(driver.execution_id, workspace=[], branch=branch)
+        self.store.update_task(task.id, worker_id=worker, base_branch=base, updated_at=self.clock())
+        self._changed(task.id)
+        return ExecutionEvent(kind=EventKind.workspace_prepared)
+
+    def _remote_target(self, driver: _Driver) -> RemoteTarget | None:
+        """Where this execution's stages run when it was placed on a worker, else None."""
+        task = self.store.get_task(driver.task_id)
+        if not task.worker_id or not task.repos:
+            return None
+        execution = self.store.get_execution(driver.execution_id)
+        if execution.workspace or not execution.branch:
+            return None
+        from aura_core.worker.remote import RemoteTarget, repo_name
+
+        return RemoteTarget(
+            worker=task.worker_id,
+            repo=repo_name(task.repos[0]),
+            branch=execution.branch,
+            task_id=task.id,
+            task_title=task.title,
+            base_branch=task.base_branch,
+        )
+
+    def _stage_cwd(self, driver: _Driver) -> Path:
+        """The local worktree; for a remote stage only a label (the worker picks the folder)."""
+        target = self._remote_target(driver)
+        if target is not None:
+            return Path(f"{target.worker}:{target.branch}")
+        return self._workdir(driver)
 
     def _prepare_was_interrupted(self, task_id: str, execution_id: str) -> bool:
         """Did an earlier execution die while checking out the worktree (files may be missing)?"""
@@ -674,7 +773,7 @@ class Runtime:
         request = RunRequest(
             session_id=uuid.uuid4().hex,
             prompt=f"{stage.value}: {script}",
-            cwd=self._workdir(driver),
+            cwd=self._stage_cwd(driver),
             options=RunOptions(base_command="sh", params=["-c", script]),
             env=dict(task.options.get("vars") or {}),
         )
@@ -689,18 +788,26 @@ class Runtime:
         stage: ExecutionStage,
         sink: _StageSink | None = None,
         parent_id: str | None = None,
+        commit_message: str | None = None,
     ) -> RunResult:
-        runner = SessionRunner(
-            self.store,
-            executor,
-            request,
-            executor_name=name,
-            sink=sink or _StageSink(self, driver.task_id),
-            parent_id=parent_id,
-            task_id=driver.task_id,
-            execution_id=driver.execution_id,
-            stage=stage.value,
-        )
+        runner: Any
+        target = self._remote_target(driver)
+        if target is not None:
+            runner = self._remote_runner(
+                driver, target, executor, name, request, stage, sink, parent_id, commit_message
+            )
+        else:
+            runner = SessionRunner(
+                self.store,
+                executor,
+                request,
+                executor_name=name,
+                sink=sink or _StageSink(self, driver.task_id),
+                parent_id=parent_id,
+                task_id=driver.task_id,
+                execution_id=driver.execution_id,
+                stage=stage.value,
+            )
         with driver.lock:
             driver.runner = runner
         if driver.cancelled.is_set():
@@ -711,9 +818,47 @@ class Runtime:
             with driver.lock:
                 driver.runner = None
 
+    def _remote_runner(
+        self,
+        driver: _Driver,
+        target: RemoteTarget,
+        executor: Any,
+        name: str,
+        request: RunRequest,
+        stage: ExecutionStage,
+        sink: _StageSink | None,
+        parent_id: str | None,
+        commit_message: str | None,
+    ) -> Any:
+        from aura_core.worker.remote import RemoteSessionRunner
+
+        router = self._router
+        if router is None:
+            raise SetupRequired(
+                f"this task runs on worker {target.worker}, but no hub is attached: "
+                "set [hub] enabled = true"
+            )
+        return RemoteSessionRunner(
+            self.store,
+            router,
+            target,
+            request,
+            executor=executor,
+            executor_name=name,
+            action=f"run_{stage.value}",
+            sink=sink or _StageSink(self, driver.task_id),
+            parent_id=parent_id,
+            task_id=driver.task_id,
+            execution_id=driver.execution_id,
+            stage=stage.value,
+            commit_message=commit_message,
+        )
+
     def _outcome(self, result: RunResult, what: str) -> ExecutionEvent | None:
         if result.status == "completed":
             return None
+        if result.status == "lost":  # a remote stage whose worker went offline
+            return ExecutionEvent(kind=EventKind.worker_lost, message=result.error)
         if result.status == "killed":
             return self._failed(f"{what} was stopped")
         return self._failed(f"{what} failed: {result.error or result.status}")
@@ -756,8 +901,9 @@ class Runtime:
             executor = get_executor(task.executor)
         except (SetupRequired, ValueError) as exc:
             return self._failed(str(exc))
-        workdir = self._workdir(driver)
-        before = head(workdir)
+        remote = self._remote_target(driver) is not None
+        workdir = self._stage_cwd(driver)
+        before = None if remote else head(workdir)
         dirty_before = self._uncommitted(execution.workspace)
         options = _options(task)
         request = RunRequest(
@@ -779,13 +925,20 @@ class Runtime:
         except SetupRequired as exc:
             return self._failed(str(exc))
         failed = self._outcome(result, f"{task.executor}")
-        after = head(workdir)
+        if remote:  # the worker saw the worktree before and after
+            before = getattr(result, "head_before", None)
+            after = getattr(result, "head_after", None)
+        else:
+            after = head(workdir)
         turn = {"head_before": before, "head_after": after, "final_text": sink.final_text()[:2000]}
         session = self.store.get_session(result.session_id)
         self.store.update_session(result.session_id, options={**session.options, **turn})
         if failed is not None:
             return failed
-        changes = before != after or self._uncommitted(execution.workspace) != dirty_before
+        if remote:
+            changes = bool(getattr(result, "changes_made", False))
+        else:
+            changes = before != after or self._uncommitted(execution.workspace) != dirty_before
         return ExecutionEvent(kind=EventKind.coding_completed, changes_made=changes)
 
     @staticmethod
@@ -816,6 +969,8 @@ class Runtime:
         from aura_core.git.errors import GitError
         from aura_core.git.repo import head
 
+        if self._remote_target(driver) is not None:
+            return self._run_cleanup_remote(driver)
         script = self.config.scripts.cleanup
         if script:
             try:
@@ -843,6 +998,44 @@ class Runtime:
                 )
         return ExecutionEvent(kind=EventKind.cleanup_completed)
 
+    def _run_cleanup_remote(self, driver: _Driver) -> ExecutionEvent:
+        """On the worker: the cleanup script, then the auto-commit, in one command session."""
+        script = self.config.scripts.cleanup
+        commit = self.config.worktrees.auto_commit
+        if not script and not commit:
+            return ExecutionEvent(kind=EventKind.cleanup_completed)
+        task = self.store.get_task(driver.task_id)
+        coding = self._last_coding_session(task.id)
+        message = None
+        if commit:
+            text = (coding.options.get("final_text") if coding else "") or ""
+            message = f"{task.title}\n\n{text}".strip()
+        request = RunRequest(
+            session_id=uuid.uuid4().hex,
+            prompt=f"cleanup: {script or 'commit the changes'}",
+            cwd=self._stage_cwd(driver),
+            options=RunOptions(base_command="sh", params=["-c", script or "true"]),
+            env=dict(task.options.get("vars") or {}),
+        )
+        try:
+            result = self._run_session(
+                driver,
+                CommandExecutor(),
+                "custom",
+                request,
+                ExecutionStage.cleanup,
+                commit_message=message,
+            )
+        except SetupRequired as exc:
+            return self._failed(f"cleanup could not start: {exc}")
+        failed = self._outcome(result, "the cleanup script" if script else "the auto-commit")
+        if failed is not None:
+            return failed
+        after = getattr(result, "head_after", None)
+        if coding is not None and after:
+            self.store.update_session(coding.id, options={**coding.options, "head_after": after})
+        return ExecutionEvent(kind=EventKind.cleanup_completed)
+
     def _run_review(self, driver: _Driver) -> ExecutionEvent:
         task = self.store.get_task(driver.task_id)
         if not task.review:
@@ -859,7 +1052,7 @@ class Runtime:
         request = RunRequest(
             session_id=uuid.uuid4().hex,
             prompt=prompt,
-            cwd=self._workdir(driver),
+            cwd=self._stage_cwd(driver),
             model=task.model if name == task.executor else None,
             mode=RunMode.review,
             options=options,
@@ -894,6 +1087,10 @@ class Runtime:
         task = self.store.get_task(task_id)
         paths = self.workspace(task_id)
         if not paths:
+            if task.worker_id:
+                raise RuntimeError_(
+                    f"task '{task.title}' ran on worker {task.worker_id}: its worktree is there"
+                )
             raise RuntimeError_(f"task '{task.title}' has no worktree yet: start it first")
         if turn is None:
             return diff_worktree(paths[0], task.base_branch)
@@ -919,7 +1116,8 @@ class Runtime:
         task = self.store.get_task(task_id)
         paths = self.workspace(task_id)
         if not paths:
-            raise RuntimeError_(f"task '{task.title}' has no worktree to merge")
+            where = f" here (it is on worker {task.worker_id})" if task.worker_id else ""
+            raise RuntimeError_(f"task '{task.title}' has no worktree to merge{where}")
         if self.is_running(task_id):
             raise RuntimeError_(f"task '{task.title}' is running; wait or cancel it first")
         results: list[Any] = []
@@ -947,6 +1145,17 @@ class Runtime:
         self.store.delete_task(task_id)
         self._changed(task_id)
         return removed
+
+    def orphans(self, *, clean: bool = False, force: bool = False) -> list[Any]:
+        """Worktrees under our root that no task owns: the preview, or (clean) what was removed.
+        Ones holding uncommitted or unmerged work are skipped unless force."""
+        from aura_core.git.worktree import clean_orphans, plan_orphan_cleanup
+
+        tasks = self.store.list_tasks()
+        active = [p for t in tasks for e in self.store.list_executions(t.id) for p in e.workspace]
+        repos = sorted({r for t in tasks for r in t.repos if Path(r).exists()})
+        act = clean_orphans if clean else plan_orphan_cleanup
+        return act(self.worktrees_root, active, repos, force=force)
 
     # ---- crash recovery ---------------------------------------------------------------------
     def recover(self) -> list[str]:

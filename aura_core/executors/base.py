@@ -8,11 +8,35 @@ parsers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class ApprovalRequest:
+    """An agent asks to use a tool (supervised mode); shown to the person, who approves or not."""
+
+    tool_name: str
+    title: str  # one line for the person: "$ rm -rf build", "edit src/app.py"
+    kind: str | None = None  # ACP tool kind: execute, edit, read, fetch, ...
+    tool_id: str | None = None
+    details: Any = None  # the tool's raw input, when the agent gives it
+    options: list[str] = field(default_factory=list)  # allow_once, allow_always, reject_once, ...
+    agent: str = ""
+
+
+@dataclass(slots=True)
+class ApprovalDecision:
+    approve: bool
+    reason: str | None = None  # why not (kept in the log)
+    always: bool = False  # approve this kind of call for the rest of the session
+
+
+# Called from an executor thread while the agent waits; it may block (a TTY prompt, a modal).
+Approver = Callable[[ApprovalRequest], ApprovalDecision]
 
 
 class RunMode(StrEnum):
@@ -38,6 +62,8 @@ class RunOptions:
     openai_endpoint: str | None = None
     refresh_model_cache: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # supervised mode (auto_approve False): asked about each permission request; None: refused
+    approver: Approver | None = None
 
 
 @dataclass(slots=True)

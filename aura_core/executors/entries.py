@@ -524,7 +524,8 @@ _scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 MAX_JSON_LINE = 4 << 20  # longer lines are not parsed: kept as raw (the store has them whole)
 RAW_KEEP = 64 << 10
 MAX_STDERR_MERGE = 200  # consecutive stderr lines merged into one entry, at most
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*(\x07|\x1b\\)")
+# an OSC body never holds ESC: excluding it keeps an unterminated storm linear (no backtracking)
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _ERRORISH = re.compile(r"\berror\b|\bfatal\b|\bpanic\b|exception|traceback|\bfailed\b", re.I)
 
 

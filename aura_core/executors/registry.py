@@ -17,7 +17,17 @@ _ADAPTERS: dict[str, str] = {
     "claude": "aura_core.executors.claude:ClaudeExecutor",
     "codex": "aura_core.executors.codex:CodexExecutor",
     "gemini": "aura_core.executors.gemini:GeminiExecutor",
+    "cursor-agent": "aura_core.executors.cursor_agent:CursorAgentExecutor",
+    "droid": "aura_core.executors.droid:DroidExecutor",
+    "amp": "aura_core.executors.amp:AmpExecutor",
+    "opencode": "aura_core.executors.opencode:OpencodeExecutor",
+    "qwen-code": "aura_core.executors.qwen_code:QwenCodeExecutor",
+    "copilot": "aura_core.executors.copilot:CopilotExecutor",
+    "ollama": "aura_core.executors.ollama:OllamaExecutor",
+    "lms": "aura_core.executors.lms:LmsExecutor",
 }
+# `custom` without --base-command is the OpenAI-compatible endpoint executor (see get_executor)
+CUSTOM_ENDPOINT = "aura_core.executors.custom_endpoint:CustomEndpointExecutor"
 
 
 def register(name: str, target: str) -> None:
@@ -28,7 +38,14 @@ def is_available(name: str) -> bool:
     return name in _ADAPTERS
 
 
-def get_executor(name: str) -> Any:
+def get_executor(name: str, options: Any = None) -> Any:
+    """The adapter for `name`. With run options, `custom` is the command executor when
+    --base-command is given and the OpenAI-compatible endpoint executor otherwise (it asks for
+    the endpoint on a terminal, or resumes the endpoint a session used); without options,
+    `custom` is the command executor (as `aura doctor` and older callers expect)."""
+    if name == "custom" and options is not None and not getattr(options, "base_command", None):
+        module_name, _, cls = CUSTOM_ENDPOINT.partition(":")
+        return getattr(importlib.import_module(module_name), cls)()
     if name not in EXECUTOR_NAMES:
         raise SetupRequired(f"unknown executor '{name}': choose one of {', '.join(EXECUTOR_NAMES)}")
     target = _ADAPTERS.get(name)

@@ -55,6 +55,11 @@ class LogWriter:
             else:
                 self.error = None
 
+    def discard(self) -> int:
+        """Drop the rows not yet written (the store refuses them); returns how many."""
+        with self._write_lock:
+            return len(self._take())
+
     def _loop(self) -> None:
         while True:
             with self._cond:

@@ -324,13 +324,14 @@ class SqliteStore:
         seq = start_seq
         while True:
             with self._lock:
-                rows = self.conn.execute(
+                cur = self.conn.cursor()
+                cur.row_factory = None  # plain tuples: a 100k-line log must not build Row objects
+                rows = cur.execute(
                     "SELECT seq, stream, ts, text FROM log_lines WHERE session_id = ? AND seq >= ?"
                     " ORDER BY seq LIMIT ?",
                     (session_id, seq, batch),
                 ).fetchall()
-            for row in rows:
-                yield (row[0], row[1], row[2], row[3])
+            yield from rows
             if len(rows) < batch:
                 return
             seq = rows[-1][0] + 1

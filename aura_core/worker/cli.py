@@ -98,6 +98,11 @@ def add_worker_arguments(p: argparse.ArgumentParser, common: argparse.ArgumentPa
         metavar="NAME",
         help="offer only these executors (repeatable; default: every one found)",
     )
+    s.add_argument(
+        "--worktrees",
+        metavar="DIR",
+        help="where task worktrees go (default: <data dir>/worktrees)",
+    )
     s.add_argument("--tls-ca", metavar="PEM", help="trust this CA or certificate for wss://")
     s.add_argument(
         "--tls-insecure", action="store_true", help="do not verify the hub's certificate"
@@ -300,6 +305,9 @@ def worker_config(args: argparse.Namespace) -> Any:
         ping_interval=args.ping,
         ping_timeout=max(args.ping * 3, 1.0),
     )
+    worktrees = getattr(args, "worktrees", None) or conf.get("worktrees")
+    if worktrees:
+        cfg.worktrees_root = Path(os.path.expanduser(str(worktrees))).resolve()
     if args.name or conf.get("name"):
         cfg.name = str(args.name or conf.get("name"))
     if args.worker_id:

@@ -6,6 +6,11 @@ holds everything the hub has not acknowledged: after a dropped connection the da
 with exponential backoff, says hello again with what it still runs and how far each was
 acknowledged, and re-sends from there; the hub drops what it already had. Nothing is lost while
 the daemon lives, nothing is doubled.
+
+A start that names a task and its branch runs in the worker's own worktree of that branch
+(`<data dir>/worktrees`, made with aura_core.workspace like the board's), so the worker's clone is
+never edited; the final state then says what the run did to the worktree (heads, changes), and
+a `commit_message` commits its changes, as the board's cleanup stage does locally.
 """
 
 from __future__ import annotations
@@ -109,6 +114,7 @@ class WorkerConfig:
     ping_interval: float = HEARTBEAT_INTERVAL_S  # websocket pings: how the worker sees a dead hub
     ping_timeout: float = OFFLINE_AFTER_S
     open_timeout: float = 10.0
+    worktrees_root: Path | None = None  # task worktrees; default <data dir>/worktrees
 
 
 @dataclass
@@ -127,6 +133,9 @@ class _Run:
     expired: bool = False
     started: asyncio.Future[str | None] | None = None
     thread: threading.Thread | None = None
+    workdir: Path | None = None  # the task worktree it runs in (start with branch and task)
+    head_before: str | None = None
+    dirty_before: str = ""
 
     @property
     def execution_id(self) -> str:
@@ -158,7 +167,32 @@ class _Sink:
         pass  # the hub re-derives entries from raw lines
 
     def finished(self, result: RunResult) -> None:
-        self._post(self.daemon._run_finished, result)
+        facts: dict[str, Any] = {}
+        if self.run.workdir is not None:  # on the runner's thread: git work stays off the loop
+            facts = _worktree_facts(self.run, result)
+        self._post(self.daemon._run_finished, result, facts)
+
+
+def _worktree_facts(run: _Run, result: RunResult) -> dict[str, Any]:
+    """What the run did to its worktree; commits first when asked (and the run completed)."""
+    from aura_core.git.commit import commit_all
+    from aura_core.git.diff import diff_uncommitted
+    from aura_core.git.repo import head
+
+    assert run.workdir is not None
+    facts: dict[str, Any] = {"workdir": str(run.workdir), "head_before": run.head_before}
+    try:
+        after = head(run.workdir)
+        dirty = diff_uncommitted(run.workdir).patch
+        facts["changes_made"] = after != run.head_before or dirty != run.dirty_before
+        if run.params.commit_message and result.status == "completed":
+            commit_all(run.workdir, run.params.commit_message)
+            after = head(run.workdir)
+        facts["head_after"] = after
+    except Exception as exc:  # GitError, or a broken worktree: the run must still report
+        if result.status == "completed" and run.params.commit_message:
+            result.status, result.error = "failed", f"could not commit the changes: {exc}"
+    return facts
 
 
 def worker_id_path(data_override: str | None) -> Path:
@@ -207,6 +241,7 @@ def _load() -> float | None:
 class WorkerDaemon:
     def __init__(self, config: WorkerConfig, store: Any = None) -> None:
         self.config = config
+        self._git_lock = threading.Lock()  # one worktree creation at a time per repo set
         self.store = store
         self.worker_id = config.worker_id or load_worker_id(config.data_dir)
         self.runs: dict[str, _Run] = {}
@@ -506,6 +541,15 @@ class WorkerDaemon:
             cwd = self._resolve_cwd(p)
         except ValueError as exc:
             return StartResult(status="rejected", reason=str(exc))
+        workdir: tuple[Path, str | None, str] | None = None
+        if p.branch and p.task is not None:
+            if p.repo is None:
+                return StartResult(status="rejected", reason="a task branch needs its repo name")
+            try:
+                workdir = await asyncio.to_thread(self._task_worktree, p)
+            except ValueError as exc:
+                return StartResult(status="rejected", reason=str(exc))
+            cwd = self._in_worktree(p, cwd, workdir[0])
         from aura_core.executors.registry import get_executor
 
         try:
@@ -528,6 +572,8 @@ class WorkerDaemon:
             env=env,
         )
         run = _Run(params=p, session_id=session_id)
+        if workdir is not None:
+            run.workdir, run.head_before, run.dirty_before = workdir
         run.started = self.loop.create_future()
         run.runner = SessionRunner(
             self.store,
@@ -555,6 +601,44 @@ class WorkerDaemon:
             return StartResult(status="rejected", reason=problem)
         log.info("started %s (%s) in %s", p.execution_id, p.executor, cwd)
         return StartResult(status="accepted")
+
+    def _repo_root(self, p: ExecutionStartParams) -> Path:
+        assert p.repo is not None  # _on_start checked it, _resolve_cwd that it is served
+        return self.config.repos[p.repo].resolve()
+
+    def _task_worktree(self, p: ExecutionStartParams) -> tuple[Path, str | None, str]:
+        """The task branch's worktree on this worker (made on first use): its path, head and
+        uncommitted diff before the run. ValueError says why it cannot be had."""
+        from aura_core.git.diff import diff_uncommitted
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import head
+        from aura_core.git.worktree import branch_name
+        from aura_core.workspace import create_workspace
+
+        assert p.task is not None and p.branch is not None
+        prefix = p.branch.rsplit("/", 1)[0] if "/" in p.branch else ""
+        title = p.task.title or ""
+        try:
+            if branch_name(p.task.id, title, prefix) != p.branch:
+                raise ValueError(
+                    f"branch {p.branch} is not task {p.task.id[:8]}'s branch: "
+                    "send the task's id and title with it"
+                )
+            root = self.config.worktrees_root or data_dir(self.config.data_dir) / "worktrees"
+            with self._git_lock:
+                workspace = create_workspace(
+                    [self._repo_root(p)], p.task.id, title, root, base=p.base_branch, prefix=prefix
+                )
+            path = workspace.paths[0]
+            return path, head(path), diff_uncommitted(path).patch
+        except GitError as exc:
+            raise ValueError(f"could not prepare the worktree of {p.branch}: {exc}") from None
+
+    def _in_worktree(self, p: ExecutionStartParams, cwd: Path, worktree: Path) -> Path:
+        """The clone-relative cwd, moved into the worktree (which must have it too)."""
+        rel = cwd.relative_to(self._repo_root(p))
+        target = (worktree / rel).resolve()
+        return target if target.is_dir() else worktree
 
     def _thread(self, run: _Run) -> None:
         assert run.runner is not None
@@ -639,9 +723,12 @@ class WorkerDaemon:
         run.next_seq = rows[-1][1] + 1
         self._wake.set()
 
-    def _run_finished(self, run: _Run, result: RunResult) -> None:
+    def _run_finished(
+        self, run: _Run, result: RunResult, facts: dict[str, Any] | None = None
+    ) -> None:
         state = result.status if result.status in ("completed", "failed", "killed") else "failed"
         run.final = StateParams(
+            **(facts or {}),
             execution_id=run.execution_id,
             state=state,
             session_id=run.session_id,

@@ -268,7 +268,8 @@ class Hub:
     StateParams)` gets running and final states (never after `on_worker_lost` for that
     execution); `on_worker_lost(execution_id, worker_name)` fires once per execution that was
     running on a worker when it went offline; `on_worker(WorkerInfo)` on each change of a
-    worker's state (online, draining, disconnected, offline, stopped).
+    worker's state (online, draining, disconnected, offline, stopped). `listen()` adds more
+    callbacks later (the runtime attaching to a hub made elsewhere).
     """
 
     def __init__(
@@ -317,6 +318,7 @@ class Hub:
         self._last_write = 0.0
         self._started_at = time.time()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: tuple[dict[str, Callable[..., Any]], ...] = ()
 
     # ---- lifecycle ----------------------------------------------------------------------------
     @property
@@ -385,9 +387,12 @@ class Hub:
             for e in self._executions.values()
         ]
 
-    async def start_execution(self, params: ExecutionStartParams | dict[str, Any]) -> StartOutcome:
+    async def start_execution(
+        self, params: ExecutionStartParams | dict[str, Any], only: str | None = None
+    ) -> StartOutcome:
         """Place an execution on a worker that has its executor, serves its repo and has a free
-        slot (least loaded first); try the next one if a worker refuses."""
+        slot (least loaded first); try the next one if a worker refuses. `only` (a worker's name
+        or id) allows only that one: a task's later stages go where its worktree is."""
         if not isinstance(params, ExecutionStartParams):
             params = ExecutionStartParams.model_validate(params)
         known = self._executions.get(params.execution_id)
@@ -398,7 +403,7 @@ class Hub:
                 reason=f"execution {params.execution_id} is already known ({known.state} "
                 f"on {where}): use a new execution id",
             )
-        candidates, reason = self._candidates(params)
+        candidates, reason = self._candidates(params, only)
         reasons = [reason] if reason else []
         for worker in candidates:
             peer = worker.peer
@@ -468,8 +473,14 @@ class Hub:
         return InputResult.model_validate(await worker.peer.request("execution.input", params))
 
     # ---- scheduling -------------------------------------------------------------------------
-    def _candidates(self, params: ExecutionStartParams) -> tuple[list[_Worker], str | None]:
+    def _candidates(
+        self, params: ExecutionStartParams, only: str | None = None
+    ) -> tuple[list[_Worker], str | None]:
         online = [w for w in self._workers.values() if w.state == "online" and w.hello]
+        if only is not None:
+            online = [w for w in online if only in (w.name, w.worker_id)]
+            if not online:
+                return [], f"worker {only} is not online"
         if not online:
             return [], "no worker is online"
         with_exec = [
@@ -577,7 +588,7 @@ class Hub:
         worker.state = state
         self._dirty = True
         if changed or state == "online":
-            self._call(self.on_worker, worker.info())
+            self._fire("on_worker", worker.info())
 
     def _worker_of(self, conn: _Conn) -> _Worker | None:
         """The worker behind a registered connection, if it is still that worker's current one."""
@@ -647,8 +658,8 @@ class Hub:
                 worker.running.add(ex.execution_id)
                 log.info("adopted execution %s from worker %s", ex.execution_id, worker.name)
                 self._record_session_adopted(ex, worker)
-                self._call(
-                    self.on_state,
+                self._fire(
+                    "on_state",
                     ex.execution_id,
                     StateParams(
                         execution_id=ex.execution_id,
@@ -767,7 +778,7 @@ class Hub:
                 held[seq] = row
         if rows:
             ex.received = nxt - 1
-            self._call(self.on_log, ex.execution_id, rows)
+            self._fire("on_log", ex.execution_id, rows)
             if self._persister is not None:
                 self._persister.rows(ex.execution_id, rows)
                 # the store is behind: stop reading this worker until it catches up (the
@@ -790,7 +801,7 @@ class Hub:
             if ex.state == "starting":
                 ex.state = "running"
             if not ex.lost:
-                self._call(self.on_state, ex.execution_id, p)
+                self._fire("on_state", ex.execution_id, p)
             return
         if ex.final is None:
             ex.final = p
@@ -808,7 +819,7 @@ class Hub:
         worker.running.discard(ex.execution_id)
         self._dirty = True
         if not ex.lost:
-            self._call(self.on_state, ex.execution_id, final)
+            self._fire("on_state", ex.execution_id, final)
         if self._persister is not None:
             fields: dict[str, Any] = {
                 "finished_at": final.ts or time.time(),
@@ -920,7 +931,7 @@ class Hub:
                 "finished_at": time.time(),
             }
             self._persister.call(lambda: self._update_session(ex.session_id, fields))
-        self._call(self.on_worker_lost, ex.execution_id, worker.name)
+        self._fire("on_worker_lost", ex.execution_id, worker.name)
 
     # ---- the store -------------------------------------------------------------------------
     async def _stored_conclusion(self, session_id: str) -> str | None:
@@ -1020,6 +1031,49 @@ class Hub:
         self.store.create_session(session)
 
     # ---- misc --------------------------------------------------------------------------------
+    def listen(
+        self,
+        *,
+        on_log: OnLog | None = None,
+        on_state: OnState | None = None,
+        on_worker_lost: OnWorkerLost | None = None,
+        on_worker: OnWorker | None = None,
+    ) -> Callable[[], None]:
+        """More callbacks, called after the constructor's (same rules); returns the remover.
+        Thread-safe: the listeners are a tuple replaced whole, never changed in place."""
+        given = {
+            "on_log": on_log,
+            "on_state": on_state,
+            "on_worker_lost": on_worker_lost,
+            "on_worker": on_worker,
+        }
+        entry: dict[str, Callable[..., Any]] = {k: v for k, v in given.items() if v is not None}
+        self._listeners = (*self._listeners, entry)
+
+        def remove() -> None:
+            self._listeners = tuple(e for e in self._listeners if e is not entry)
+
+        return remove
+
+    def _fire(self, name: str, *args: Any) -> None:
+        self._call(getattr(self, name), *args)
+        for entry in self._listeners:
+            self._call(entry.get(name), *args)
+
+    async def flush(self) -> None:
+        """Returns once everything handed to the store so far (lines, session updates) is in."""
+        if self._persister is None:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def mark() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self._persister.call(lambda: loop.call_soon_threadsafe(mark))
+        await done
+
     def _call(self, fn: Callable[..., Any] | None, *args: Any) -> None:
         if fn is None:
             return
@@ -1131,10 +1185,26 @@ class HubThread:
             fut.cancel()
             raise TimeoutError("the hub did not answer in time") from None
 
+    @property
+    def alive(self) -> bool:
+        """The hub's loop still runs (False once stopped or crashed)."""
+        return self._thread is not None and self._thread.is_alive() and self._error is None
+
+    def listen(self, **callbacks: Any) -> Callable[[], None]:
+        """See Hub.listen: the callbacks run on the hub's thread."""
+        return self.hub.listen(**callbacks)
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait until the hub's store has every line and update it was handed so far."""
+        self._run_coro(self.hub.flush(), timeout)
+
     def start_execution(
-        self, params: ExecutionStartParams | dict[str, Any], timeout: float | None = None
+        self,
+        params: ExecutionStartParams | dict[str, Any],
+        timeout: float | None = None,
+        worker: str | None = None,
     ) -> StartOutcome:
-        return self._run_coro(self.hub.start_execution(params), timeout)
+        return self._run_coro(self.hub.start_execution(params, worker), timeout)
 
     def interrupt(self, execution_id: str, timeout: float | None = 15.0) -> bool:
         return bool(self._run_coro(self.hub.interrupt(execution_id), timeout))

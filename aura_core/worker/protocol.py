@@ -187,6 +187,11 @@ class StateParams(_Model):
     agent_session_id: str | None = None
     lines: int = 0  # the seq the next line would get: on a final state, the count of lines
     ts: float = 0.0
+    # a run in a task worktree (start with branch and task): what it did to it, for the engine
+    workdir: str | None = None  # the worktree's path on the worker
+    head_before: str | None = None
+    head_after: str | None = None
+    changes_made: bool | None = None  # a new commit or different uncommitted changes
 
 
 class DrainingParams(_Model):
@@ -235,7 +240,11 @@ class ExecutionStartParams(_Model):
     model: str | None = None
     options: RunOptionsModel = Field(default_factory=RunOptionsModel)
     repo: str | None = None  # a name from the worker's capabilities.repos
+    # with `task` too: run in the worker's own worktree of this task branch (made on first use
+    # from `base_branch`, default the repo's default branch), never in the repo's clone itself
     branch: str | None = None
+    base_branch: str | None = None
+    commit_message: str | None = None  # after a completed run: commit everything in the worktree
     cwd: str | None = None  # relative to the repo's clone on the worker (or absolute inside it)
     env: dict[str, str] = Field(default_factory=dict)
     task: TaskRef | None = None

@@ -1,4 +1,4 @@
-"""`aura hub`: the worker hub, headless (the board embeds the same Hub through HubThread)."""
+"""`aura hub`: the worker hub, headless (the board embeds the same Hub: Runtime.start_hub)."""
 
 from __future__ import annotations
 

@@ -16,11 +16,15 @@ STDERR_MARK = "[stderr] "
 SYSTEM_MARK = "[aura] "
 
 
-def _normalizer_for(executor: str) -> Any:
+def _normalizer_for(executor: str, stored: dict[str, Any] | None = None) -> Any:
+    """The parser of the executor that ran a session (for `custom`, command or endpoint)."""
+    from aura_core.executors.base import RunOptions
     from aura_core.executors.registry import get_executor
 
+    stored = stored or {}
+    options = RunOptions(base_command=stored.get("base_command"))
     try:
-        return get_executor(executor).normalizer()
+        return get_executor(executor, options).normalizer()
     except Exception:
         return None
 
@@ -125,7 +129,8 @@ class PlainSink:
 
 def print_log(store: Any, row: dict[str, Any], *, raw: bool, out: IO[str]) -> None:
     structured = bool((row.get("options") or {}).get("structured"))
-    normalizer = _normalizer_for(row["executor"]) if structured and not raw else None
+    stored = row.get("options") or {}
+    normalizer = _normalizer_for(row["executor"], stored) if structured and not raw else None
     printer = EntryPrinter(out, as_json=False) if normalizer is not None else None
     buf: list[str] = []
     for _seq, stream, _ts, text in store.iter_log_rows(row["id"]):

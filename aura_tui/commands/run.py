@@ -86,16 +86,25 @@ def main(args: argparse.Namespace) -> int:
                 f"session {parent['id'][:8]} ran with {parent['executor']}: "
                 f"pass --executor {parent['executor']} or leave --executor out"
             )
+        parent_options = (parent or {}).get("options") or {}
         if executor_name == "custom" and not args.base_command and not args.openai_endpoint:
-            if parent and parent.get("options", {}).get("base_command"):
-                args.base_command = parent["options"]["base_command"]
-            else:
+            if parent_options.get("base_command"):  # continue the same command
+                args.base_command = parent_options["base_command"]
+                args.param = args.param or list(parent_options.get("params") or [])
+            elif parent_options.get("openai_endpoint"):
+                args.openai_endpoint = parent_options["openai_endpoint"]
+            elif not (sys.stdin.isatty() and sys.stdout.isatty()):
                 raise UserError(
                     "custom needs --base-command CMD (run a command) or --openai-endpoint URL "
                     "(an OpenAI-compatible server)"
                 )
+            # on a terminal the endpoint executor asks for the URL
+        options = build_options(args)
+        from aura_core.executors.approval import attach_tty_approver
+
+        attach_tty_approver(options)  # supervised mode (--auto-approve false) asks here
         try:
-            executor = get_executor(executor_name)
+            executor = get_executor(executor_name, options)
         except SetupRequired as exc:
             raise UserError(str(exc)) from None
         request = RunRequest(
@@ -105,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
             model=args.model or (parent["model"] if parent else None),
             mode=RunMode.follow_up if parent else RunMode.initial,
             resume_id=parent.get("agent_session_id") if parent else None,
-            options=build_options(args),
+            options=options,
             executable=overrides.resolve(store, config, executor_name, cli_paths),
             env=overrides.env_for(config, executor_name),
         )

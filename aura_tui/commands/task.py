@@ -69,6 +69,9 @@ def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> 
     merge.add_argument("--rebase", action="store_true", help="rebase onto the base instead")
     remove = cmd("remove", "remove a task and its worktree")
     remove.add_argument("--force", action="store_true", help="even with unmerged work")
+    orphans = cmd("orphans", "worktrees no task owns: a preview, or --clean", with_id=False)
+    orphans.add_argument("--clean", action="store_true", help="remove them (after the preview)")
+    orphans.add_argument("--force", action="store_true", help="even with unsaved work in them")
     from aura_tui.commands.pr import add_pr_parser
 
     add_pr_parser(tsub, common)
@@ -227,6 +230,29 @@ def _diff(rt: Any, task: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _orphans(rt: Any, args: argparse.Namespace) -> int:
+    found = rt.orphans(clean=args.clean, force=args.force)
+    if args.json:
+        data = [
+            {"path": str(o.path), "kind": o.kind, "branch": o.branch, "action": o.action,
+             "reason": o.reason}
+            for o in found
+        ]  # fmt: skip
+        json.dump(data, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if not found:
+        sys.stdout.write("No orphaned worktrees.\n")
+        return 0
+    verb = {"remove": "removed" if args.clean else "would remove",
+            "prune": "pruned" if args.clean else "would prune", "skip": "skipped"}  # fmt: skip
+    for o in found:
+        sys.stdout.write(f"{verb[o.action]:<13} {o.path}  ({o.reason})\n")
+    if not args.clean and any(o.action != "skip" for o in found):
+        sys.stdout.write("Run `aura task orphans --clean` to do it.\n")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     from aura_core.board import BoardConfigError
     from aura_core.engine.runtime import RuntimeError_
@@ -277,6 +303,8 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
         return 0
     if command == "list":
         return _list(rt, args)
+    if command == "orphans":
+        return _orphans(rt, args)
     task = rt.task(args.id)
     if command == "pr":
         from aura_tui.commands.pr import run as run_pr

@@ -220,3 +220,27 @@ def test_sigterm_to_task_start_cancels(isolated_home: Path, aura: AuraCli, tmp_p
     shown = json.loads(aura("task", "show", task_id, "--json").stdout)
     assert shown["state"] == "cancelled"
     assert shown["sessions"][-1]["status"] == "killed"
+
+
+def test_orphaned_worktrees_preview_then_clean(aura: AuraCli, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    task_id = aura(
+        *("task", "add", "--title", "Orphan me", "--repo", str(repo)),
+        *("--base-command", "sh", "--param", "-c", "--param", "echo x > f.txt"),
+    ).stdout.strip()
+    assert aura("task", "start", task_id).returncode == 0
+    shown = json.loads(aura("task", "show", task_id, "--json").stdout)
+    wt = Path(shown["executions"][-1]["workspace"][0])
+    assert aura("task", "orphans").stdout.strip() == "No orphaned worktrees."
+    # a task deleted behind aura's back leaves its worktree orphaned (with unmerged work)
+    con = sqlite3.connect(Path(os.environ["AURA_HOME"]) / "aura.db")
+    con.execute("DELETE FROM tasks")
+    con.commit()
+    con.close()
+    preview = aura("task", "orphans")
+    assert "skipped" in preview.stdout and str(wt) in preview.stdout  # unmerged work is kept
+    assert wt.exists()
+    forced = aura("task", "orphans", "--clean", "--force")
+    assert forced.returncode == 0 and "removed" in forced.stdout
+    assert not wt.exists()
+    assert str(wt) not in {w["worktree"] for w in worktrees(repo)}

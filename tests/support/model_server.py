@@ -70,7 +70,15 @@ class Fail:
     message: str = "scripted failure"
 
 
-Turn = str | Text | Shell | ToolCall | Fail
+@dataclass(frozen=True)
+class Slow:
+    """Answer `turn` only after `seconds` (to test clients' timeouts)."""
+
+    seconds: float
+    turn: Text | str = "late"
+
+
+Turn = str | Text | Shell | ToolCall | Fail | Slow
 
 # tool names agents use for "run a shell command", with the argument key they take
 SHELL_TOOLS: dict[str, str] = {
@@ -172,6 +180,9 @@ class ModelServer:
         model: str = "fake-model",
         input_tokens: int = 10,
         output_tokens: int = 5,
+        models: list[str] | None = None,
+        side_markers: tuple[str, ...] = (),
+        force_json: bool = False,
     ) -> None:
         self.script: list[Turn] = list(script or [])
         self.tool_less_is_side = tool_less_is_side
@@ -180,6 +191,12 @@ class ModelServer:
         self.model = model
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
+        # GET /v1/models and ollama's GET /api/tags list these (default: [model])
+        self.models = list(models) if models is not None else [model]
+        # a main-wire request whose body holds one of these is a side request (e.g. qwen's
+        # memory-extraction subagent, which offers tools but is not the conversation)
+        self.side_markers = side_markers
+        self.force_json = force_json  # answer chat requests with JSON even when asked to stream
         self.requests: list[Request] = []
         self._cursor = 0
         self._lock = threading.Lock()
@@ -282,6 +299,9 @@ class ModelServer:
                 wire = CHAT
         offers_tools = bool(_tool_names(wire, body))
         main = wire != OTHER and (offers_tools or not self.tool_less_is_side)
+        if main and self.side_markers:
+            text = raw.decode("utf-8", "replace")
+            main = not any(marker in text for marker in self.side_markers)
         req = Request(method, path, query, dict(headers), raw, body, wire, main)
         with self._lock:
             self.requests.append(req)
@@ -289,12 +309,17 @@ class ModelServer:
             return self._other(method, path)
         turn: Turn = self._next_turn() if main else self.side_text
         req.turn = turn if main else None
+        if isinstance(turn, Slow):
+            time.sleep(turn.seconds)
+            turn = turn.turn
         if isinstance(turn, Fail):
             err = {
                 "error": {"type": "scripted_error", "message": turn.message, "code": turn.status}
             }
             return _Reply(turn.status, json.dumps(err).encode())
         stream = self._wants_stream(wire, path, query, body)
+        if self.force_json and wire == CHAT:
+            stream = False
         return _Render(self, wire, body, stream, next(self._ids)).reply(turn)
 
     @staticmethod
@@ -309,10 +334,15 @@ class ModelServer:
         if path.rstrip("/").endswith("/models") and method == "GET":
             data = {
                 "object": "list",
-                "data": [{"id": self.model, "object": "model", "owned_by": "aura-tests"}],
-                "models": [{"name": f"models/{self.model}"}],
+                "data": [{"id": m, "object": "model", "owned_by": "tests"} for m in self.models],
+                "models": [{"name": f"models/{m}"} for m in self.models],
             }
             return _Reply(200, json.dumps(data).encode())
+        if path == "/api/tags" and method == "GET":  # ollama's model list
+            tags = {"models": [{"name": m, "model": m, "size": 1} for m in self.models]}
+            return _Reply(200, json.dumps(tags).encode())
+        if path == "/api/version" and method == "GET":
+            return _Reply(200, b'{"version": "0.0.0-fake"}')
         if path.endswith(":countTokens"):
             return _Reply(200, b'{"totalTokens": 10}')
         if path.endswith("/count_tokens"):
