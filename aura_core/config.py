@@ -9,7 +9,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,6 +46,7 @@ class ExecutorConfig(_Section):
     args: list[str] = Field(default_factory=list)
     # a command-backed agent defined by the user: `command = "my-agent --json"`
     command: str | None = None
+    prompt: Literal["arg", "stdin", "env"] = "arg"  # how that agent gets the prompt
 
 
 class HubConfig(_Section):

@@ -29,6 +29,13 @@ class UserError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        # --executor lists our names (for help and completion) but also accepts agents defined
+        # in the config; those are checked once the config is loaded
+        if getattr(action, "aura_open_choices", False):
+            return
+        super()._check_value(action, value)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"aura: error: {message} (see `{self.prog} --help`)\n")
 
@@ -69,13 +76,14 @@ def _executor_path(value: str) -> tuple[str, str]:
 
 def _add_run_options(p: argparse.ArgumentParser, *, tui: bool) -> None:
     g = p.add_argument_group("what to run")
-    g.add_argument(
+    executor = g.add_argument(
         "--executor",
         "-e",
         choices=EXECUTOR_NAMES,
         metavar="NAME",
-        help=f"agent to run: {', '.join(EXECUTOR_NAMES)}",
+        help=f"agent to run: {', '.join(EXECUTOR_NAMES)}, or one defined in the config",
     )
+    executor.aura_open_choices = True  # type: ignore[attr-defined]
     g.add_argument("--prompt", "-p", help="the task for the agent")
     g.add_argument("--model", "-m", help="model name passed to the agent")
     g.add_argument("--cwd", metavar="DIR", help="working directory (default: current directory)")

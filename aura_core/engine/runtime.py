@@ -227,7 +227,7 @@ class Runtime:
 
         if not title.strip():
             raise RuntimeError_("a task needs a title")
-        get_executor(executor)  # unknown names are refused now, not at start
+        get_executor(executor, config=self.config)  # unknown names are refused now
         roots = [str(find_repo(r)) for r in (repos or [os.getcwd()])]
         column = self.board.column(column_id) if column_id else self.board.columns[0]
         if column.canonical_state not in (CanonicalTaskState.backlog, CanonicalTaskState.ready):
@@ -898,7 +898,7 @@ class Runtime:
         template = self.templates[stage.value]
         try:
             prompt = render(template, self._variables(task, driver, feedback), template_name=stage)
-            executor = get_executor(task.executor)
+            executor = get_executor(task.executor, config=self.config)
         except (SetupRequired, ValueError) as exc:
             return self._failed(str(exc))
         remote = self._remote_target(driver) is not None
@@ -1042,7 +1042,7 @@ class Runtime:
             return ExecutionEvent(kind=EventKind.review_completed)
         name = task.options.get("reviewer") or self.config.runtime.reviewer or task.executor
         try:
-            executor = get_executor(name)
+            executor = get_executor(name, config=self.config)
             prompt = render(
                 self.templates["review"], self._variables(task, driver), template_name="review"
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 from aura_core.executors.base import Availability, LaunchSpec, RunRequest, SetupRequired
 from aura_core.executors.process import ProcessRun, start_process
@@ -74,3 +75,46 @@ class CommandExecutor:
 
     def normalizer(self) -> None:
         return None  # plain output: shown and stored as raw lines
+
+
+class ConfiguredAgent(CommandExecutor):
+    """An agent the user defined in the config: `[executors.NAME] command = "..."`.
+
+    Its output is kept as plain lines; the prompt goes as the last argument (`prompt = "arg"`),
+    on stdin then EOF (`"stdin"`), or only in AURA_PROMPT (`"env"`, always set too).
+    """
+
+    def __init__(self, name: str, section: Any) -> None:
+        self.name = name
+        self.section = section
+        self.install_hint = f"fix `command` under [executors.{name}] in the config"
+
+    def availability(self, override: str | None = None) -> Availability:
+        argv = shlex.split(self.section.command or "")
+        program = override or self.section.path or (argv[0] if argv else "")
+        found = shutil.which(program) if program else None
+        return Availability(
+            name=self.name,
+            found=bool(found),
+            path=found,
+            override=override or self.section.path,
+            missing=[] if found else [f"command '{program}' not found on PATH"],
+            note=f"defined in the config: {self.section.command}",
+        )
+
+    def build_launch(self, request: RunRequest) -> LaunchSpec:
+        from dataclasses import replace
+
+        command = self.section.command
+        if self.section.args:
+            command += " " + shlex.join(self.section.args)
+        options = replace(request.options, base_command=command)
+        executable = request.executable or self.section.path
+        spec = super().build_launch(replace(request, options=options, executable=executable))
+        spec.env.update(self.section.env)
+        spec.warnings = [w.replace("the custom command executor", self.name) for w in spec.warnings]
+        if self.section.prompt == "arg":
+            spec.argv.append(request.full_prompt)
+        elif self.section.prompt == "stdin":
+            spec.stdin = request.full_prompt.encode()
+        return spec

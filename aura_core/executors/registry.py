@@ -8,7 +8,7 @@ from typing import Any
 from aura_core.executors.base import SetupRequired
 from aura_core.executors.names import EXECUTOR_NAMES
 
-__all__ = ["EXECUTOR_NAMES", "get_executor", "is_available", "register"]
+__all__ = ["EXECUTOR_NAMES", "configured_names", "get_executor", "is_available", "register"]
 
 
 # name -> "module:Class"; a name missing here is recognised but not built yet.
@@ -38,7 +38,13 @@ def is_available(name: str) -> bool:
     return name in _ADAPTERS
 
 
-def get_executor(name: str, options: Any = None) -> Any:
+def configured_names(config: Any) -> list[str]:
+    """Agents the user defined with `[executors.NAME] command = ...` (not one of ours)."""
+    sections = getattr(config, "executors", None) or {}
+    return sorted(n for n, c in sections.items() if n not in EXECUTOR_NAMES and c.command)
+
+
+def get_executor(name: str, options: Any = None, config: Any = None) -> Any:
     """The adapter for `name`. With run options, `custom` is the command executor when
     --base-command is given and the OpenAI-compatible endpoint executor otherwise (it asks for
     the endpoint on a terminal, or resumes the endpoint a session used); without options,
@@ -47,7 +53,15 @@ def get_executor(name: str, options: Any = None) -> Any:
         module_name, _, cls = CUSTOM_ENDPOINT.partition(":")
         return getattr(importlib.import_module(module_name), cls)()
     if name not in EXECUTOR_NAMES:
-        raise SetupRequired(f"unknown executor '{name}': choose one of {', '.join(EXECUTOR_NAMES)}")
+        if name in configured_names(config):
+            from aura_core.executors.command import ConfiguredAgent
+
+            return ConfiguredAgent(name, config.executors[name])
+        known = ", ".join([*EXECUTOR_NAMES, *configured_names(config)])
+        raise SetupRequired(
+            f"unknown executor '{name}': choose one of {known} "
+            "(or define it with `[executors.NAME] command = ...` in the config)"
+        )
     target = _ADAPTERS.get(name)
     if target is None:
         raise SetupRequired(

@@ -6,17 +6,20 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from typing import Any
 
 from aura_core.executors.base import Availability, SetupRequired
 from aura_core.executors.registry import EXECUTOR_NAMES, get_executor
 
 
-def collect(overrides: dict[str, str] | None = None) -> list[Availability]:
+def collect(overrides: dict[str, str] | None = None, config: Any = None) -> list[Availability]:
+    from aura_core.executors.registry import configured_names
+
     overrides = overrides or {}
     rows = []
-    for name in EXECUTOR_NAMES:
+    for name in [*EXECUTOR_NAMES, *configured_names(config)]:
         try:
-            executor = get_executor(name)
+            executor = get_executor(name, config=config)
         except SetupRequired as exc:
             rows.append(Availability(name=name, found=False, missing=[str(exc)]))
             continue
@@ -46,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
         }
     finally:
         store.close()
-    rows = collect(paths)
+    rows = collect(paths, config)
     if args.json:
         json.dump([asdict(r) for r in rows], sys.stdout, indent=2)
         sys.stdout.write("\n")

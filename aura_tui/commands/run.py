@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
 
         attach_tty_approver(options)  # supervised mode (--auto-approve false) asks here
         try:
-            executor = get_executor(executor_name, options)
+            executor = get_executor(executor_name, options, config)
         except SetupRequired as exc:
             raise UserError(str(exc)) from None
         request = RunRequest(

@@ -26,14 +26,15 @@ def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> 
     add = cmd("add", "add a task to the board", with_id=False)
     add.add_argument("--title", "-t", required=True, help="short title (names the branch)")
     add.add_argument("--prompt", "-p", default="", help="what the agent should do")
-    add.add_argument(
+    executor = add.add_argument(
         "--executor",
         "-e",
         default="custom",
         choices=EXECUTOR_NAMES,
         metavar="NAME",
-        help="agent (default: custom)",
+        help="agent (default: custom), or one defined in the config",
     )
+    executor.aura_open_choices = True  # type: ignore[attr-defined]
     add.add_argument("--model", "-m", help="model for the agent")
     add.add_argument(
         "--repo", action="append", default=[], metavar="DIR", help="repo (repeatable; default .)"

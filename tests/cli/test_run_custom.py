@@ -125,7 +125,7 @@ def test_session_list_show_json(aura: AuraCli) -> None:
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["run", "-e", "nope", "-p", "x"], "invalid choice: 'nope'"),
+        (["run", "-e", "nope", "-p", "x"], "unknown executor 'nope'"),
         (["run", "-e", "custom", "--base-command", "true"], "missing prompt"),
         (["run", "-e", "custom", "-p", "x", "--var", "FOO", "--base-command", "true"], "KEY=VALUE"),
         (["run", "-e", "custom", "-p", "x", "--auto-approve", "maybe"], "true or false"),
@@ -291,3 +291,29 @@ def test_stop_reaches_tools_in_their_own_session(
     proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
     proc.communicate(timeout=30)
     assert _pid_gone(escaped), f"the tool in its own session survived {how}"
+
+
+def test_agent_defined_in_the_config(aura: AuraCli, isolated_home: Path) -> None:
+    cfg = isolated_home / ".config" / "aura"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "config.toml").write_text(
+        "[executors.echoer]\n"
+        "command = \"sh -c 'echo agent got: $1 / $GREETING' echoer\"\n"
+        'env = { GREETING = "hi" }\n'
+        "[executors.reader]\n"
+        "command = \"sh -c 'read line; echo read: $line'\"\n"
+        'prompt = "stdin"\n'
+    )
+    res = aura("run", "-e", "echoer", "-p", "do it", "--no-tui")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "agent got: do it / hi\n"
+    res = aura("run", "-e", "reader", "-p", "from stdin", "--no-tui")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "read: from stdin\n"
+    listed = json.loads(aura("session", "list", "--json").stdout)
+    assert {r["executor"] for r in listed} == {"echoer", "reader"}
+    doctor = json.loads(aura("doctor", "--json").stdout)
+    echoer = next(r for r in doctor if r["name"] == "echoer")
+    assert echoer["found"] and "defined in the config" in echoer["note"]
+    bad = aura("run", "-e", "nobody", "-p", "x", "--no-tui")
+    assert bad.returncode != 0 and "echoer" in bad.stderr and "Traceback" not in bad.stderr
