@@ -147,7 +147,9 @@ def test_show_json_and_one_section(aura: AuraCli) -> None:
     res = aura("config", "show", "notify", "--json")
     assert json.loads(res.stdout) == {"notify": data["notify"]}
     res = aura("config", "show", "hub")
-    assert tomllib.loads(res.stdout) == {"hub": {"host": "127.0.0.1", "port": 7433}}
+    assert tomllib.loads(res.stdout) == {
+        "hub": {"enabled": False, "host": "127.0.0.1", "port": 7433}
+    }
 
 
 def test_show_reports_a_bad_config_in_one_line(aura: AuraCli, isolated_home: Path) -> None:
