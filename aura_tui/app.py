@@ -7,6 +7,7 @@ one per line. Screens that show a live session implement `feed_rows` / `feed_pat
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -106,6 +107,7 @@ class AuraApp(App[int]):
         self.service.subscribe(self._on_service_event)
         if self.start_request is not None:
             self.call_after_refresh(self._start_requested)
+        self.call_after_refresh(freeze_heap)
 
     def _remember_theme(self, theme: Any) -> None:
         self.service.set_setting(THEME_SETTING, getattr(theme, "name", str(theme)))
@@ -264,6 +266,14 @@ class AuraApp(App[int]):
         yield from super().get_system_commands(screen)
 
 
+def freeze_heap() -> None:
+    """Move everything alive once the app is up (modules, styles, the first screen) out of the
+    garbage collector's reach: a full collection then scans only what came later. Without it a
+    gen-2 collection over Textual's heap paused the UI for 100-160 ms every few seconds under load
+    (the p95 of the key latency)."""
+    gc.freeze()
+
+
 def _runner(node: Any, action: str) -> Callable[[], Any]:
     async def run() -> None:
         await node.run_action(action)
@@ -281,10 +291,13 @@ def create_app(
     start: StartRequest | None = None,
     repo: str | None = None,
     service: AuraService | None = None,
+    repo_problem: str | None = None,
 ) -> AuraApp:
     """The one app factory, used by the CLI and the tests."""
     if service is None:
-        service = AuraService(store, runtime, clock=clock or time.time, repo=repo)
+        service = AuraService(
+            store, runtime, clock=clock or time.time, repo=repo, repo_problem=repo_problem
+        )
     return AuraApp(
         service,
         clock=clock,

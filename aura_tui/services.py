@@ -175,11 +175,14 @@ class AuraService:
         clock: Callable[[], float] = time.time,
         executors: Callable[[], list[ExecutorChoice]] | None = None,
         repo: str | None = None,
+        repo_problem: str | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.clock = clock
         self.repo = repo
+        # why tasks cannot be created here (e.g. "not a git repository"); the board says so
+        self.repo_problem = repo_problem
         self._board = board
         self._executors = executors
         self._listener: Callable[[UiEvent], None] | None = None
@@ -265,6 +268,11 @@ class AuraService:
         return set()
 
     def counts(self, tasks: Iterable[Task] | None = None) -> dict[str, int]:
+        """Tasks per column: one grouped query when the store has it (no task is loaded)."""
+        if tasks is None:
+            task_counts = getattr(self.store, "task_counts", None)
+            if task_counts is not None:
+                return dict(task_counts())
         counts: dict[str, int] = {}
         for t in self.tasks() if tasks is None else tasks:
             counts[t.column_id] = counts.get(t.column_id, 0) + 1
@@ -419,17 +427,7 @@ class AuraService:
 
     def log_page(self, session_id: str, start: int, limit: int) -> list[tuple[int, str, str]]:
         """(seq, stream, text) rows from `start`: what the virtualised log view pages in."""
-        rows_fn = getattr(self.store, "iter_log_rows", None)
-        if rows_fn is not None:
-            out = []
-            for seq, stream, _ts, text in rows_fn(session_id, start, batch=limit):
-                out.append((seq, stream, text))
-                if len(out) >= limit:
-                    break
-            return out
-        return [
-            (r.seq, r.stream.value, r.text) for r in self.store.read_log(session_id, start, limit)
-        ]
+        return log_page(self.store, session_id, start, limit)
 
     def entries(self, session: Session) -> list[Any] | None:
         """The session's normalised entries, re-derived from its raw lines (None: plain output).
@@ -559,6 +557,19 @@ class AuraService:
                 self._reasons[task_id] = ui.message
             elif ui.kind == "task_changed" and task_id:
                 self._diff_stats.pop(task_id, None)
+
+
+def log_page(store: Any, session_id: str, start: int, limit: int) -> list[tuple[int, str, str]]:
+    """(seq, stream, text) rows of a session from `start`, at most `limit`."""
+    rows_fn = getattr(store, "iter_log_rows", None)
+    if rows_fn is not None:
+        out = []
+        for seq, stream, _ts, text in rows_fn(session_id, start, batch=limit):
+            out.append((seq, stream, text))
+            if len(out) >= limit:
+                break
+        return out
+    return [(r.seq, r.stream.value, r.text) for r in store.read_log(session_id, start, limit)]
 
 
 def _pending_approval(patches: list[Any]) -> bool | None:

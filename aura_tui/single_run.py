@@ -20,12 +20,13 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from aura_core.executors import entries as E
-from aura_tui.services import fmt_elapsed
+from aura_tui.services import fmt_elapsed, log_page
 from aura_tui.styles import STYLES_DIR
+from aura_tui.widgets.footer import AuraFooter
 from aura_tui.widgets.log_pane import LogPane
 
 PUMP_INTERVAL = 0.02
@@ -120,7 +121,7 @@ class SingleRunApp(App[int]):
             placeholder="prompt for a follow-up (queued while the agent runs) · /help",
             id="composer",
         )
-        yield Footer()
+        yield AuraFooter()
 
     def on_mount(self) -> None:
         self.query_one("#composer", Input).focus()
@@ -142,7 +143,12 @@ class SingleRunApp(App[int]):
         self.stopped = False
         self.started_at = self.clock()
         self.session_id = request.session_id
-        self.pane.show_session(request.session_id, None, 0, structured=self.structured)
+        sid, store = request.session_id, self.store
+
+        def loader(start: int, limit: int) -> list[tuple[int, str, str]]:
+            return log_page(store, sid, start, limit)  # lines the live window no longer holds
+
+        self.pane.show_session(sid, loader, 0, structured=self.structured)
         if self.turn > 1:
             self.pane.apply_patches([E.EntryPatch("append", 0, E.UserMessage(request.prompt))])
         self.runner = self.runner_factory(

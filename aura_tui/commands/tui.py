@@ -55,6 +55,12 @@ def start_request(args: argparse.Namespace, repo: Path) -> Any:
 
 
 def find_repo_or_cwd(cwd: str | None) -> Path:
+    return locate_repo(cwd)[0]
+
+
+def locate_repo(cwd: str | None) -> tuple[Path, str | None]:
+    """The repo holding `cwd` (or `cwd` itself) and, when it is not in one, why tasks cannot be
+    created here: the board opens anyway and says so."""
     from aura_core.git.errors import GitError
     from aura_tui.commands.run import resolve_cwd
 
@@ -62,9 +68,9 @@ def find_repo_or_cwd(cwd: str | None) -> Path:
     try:
         from aura_core.git.repo import find_repo
 
-        return Path(find_repo(path))
+        return Path(find_repo(path)), None
     except GitError:
-        return path
+        return path, f"{path} is not in a git repository."
 
 
 def main(args: argparse.Namespace) -> int:
@@ -79,17 +85,32 @@ def main(args: argparse.Namespace) -> int:
         config = load_config()
     except ConfigError as exc:
         raise UserError(str(exc), 1) from None
-    repo = find_repo_or_cwd(getattr(args, "cwd", None))
+    repo, problem = locate_repo(getattr(args, "cwd", None))
     start = start_request(args, repo)
     store = open_store(args)
     previous = os.getcwd()
     try:
         os.chdir(repo)  # new tasks default to this repo
         runtime = Runtime(store, config, data_dir=getattr(args, "data_dir", None))
-        app = create_app(store, runtime, keymap=load_keymap(config), start=start, repo=str(repo))
+        try:
+            runtime.start_hub(getattr(args, "data_dir", None))  # only with [hub] enabled = true
+        except Exception as exc:  # a busy port must not keep the board from opening
+            raise UserError(f"could not start the worker hub: {exc}", 1) from None
+        app = create_app(
+            store,
+            runtime,
+            keymap=load_keymap(config),
+            start=start,
+            repo=str(repo),
+            repo_problem=problem,
+        )
         if config.theme and not store.get_setting("tui.theme"):
             store.set_setting("tui.theme", config.theme)
-        app.run()
+        try:
+            app.run()
+        finally:
+            if runtime.hub is not None:
+                runtime.hub.stop()  # idempotent: quitting may have stopped it already
         return app.return_code or 0
     finally:
         os.chdir(previous)

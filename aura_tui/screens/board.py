@@ -6,28 +6,38 @@ explained in a notification and the card stays where it was.
 
 from __future__ import annotations
 
+import bisect
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import HorizontalScroll
+from textual.containers import Container, HorizontalScroll
+from textual.content import Content
 from textual.geometry import Offset
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from aura_core.board import MoveDecision
 from aura_core.contracts import CanonicalTaskState
-from aura_tui.services import CardInfo, NewTask
+from aura_tui.services import CardInfo, ExecutorChoice, NewTask
 from aura_tui.widgets.card import Card
 from aura_tui.widgets.column import Column
+from aura_tui.widgets.footer import AuraFooter
 
 if TYPE_CHECKING:
     from aura_tui.app import AuraApp
 
 CS = CanonicalTaskState
 HIDDEN_WHEN_EMPTY = (CS.blocked, CS.cancelled)
+SUMMARY_STATES = (CS.done, CS.cancelled)  # narrow one-line columns while the cursor is elsewhere
+MIN_WIDTH = 24  # a column narrower than this cuts titles: the board scrolls sideways instead
+MIN_WIDTH_NARROW = 22  # terminals under 110 columns
+SUMMARY_WIDTH = 18
+SUMMARY_WIDTH_NARROW = 16
+INCREMENTAL_MAX = 64  # more changed tasks than this in one tick: reload the board
 TICK = 0.1
 
 
@@ -82,7 +92,16 @@ class BoardScreen(Screen[None]):
         self._drag_checks: dict[str, MoveDecision] = {}
         self._follow: str | None = None  # a task id the cursor should follow after a reload
         self._refresh_pending = False
+        self._refresh_all = False
+        self._refresh_ids: set[str] = set()
         self._bindings_key: tuple[object, ...] | None = None
+        self._cards: dict[str, CardInfo] = {}
+        self._by_col: dict[str, list[CardInfo]] = {}
+        self._executors: list[ExecutorChoice] | None = None
+        self._probing = False
+        self._empty_text: Content | None = None
+        self._widths_key: tuple[object, ...] | None = None
+        self._scroll_x = 0
 
     @property
     def aura(self) -> AuraApp:
@@ -91,16 +110,31 @@ class BoardScreen(Screen[None]):
     # --- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter cards (title, agent, model, id)", id="filter")
+        yield Input(
+            placeholder="filter cards: words (title, agent, model, id) · @worker · @local",
+            id="filter",
+        )
         board = self.aura.service.board
         self.columns = [Column(col, clock=self.aura.clock) for col in board.columns]
-        with HorizontalScroll(id="board"):
-            yield from self.columns
-        yield Footer()
+        with Container(id="board-area"):
+            with HorizontalScroll(id="board"):
+                yield from self.columns
+            yield Static("", id="empty-state")
+            yield Static("", id="board-hint")
+        yield AuraFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#empty-state", Static).display = False
+        self.query_one("#board-hint", Static).display = False
         self.refresh_board()
+        problem = self.aura.service.repo_problem
+        if problem is not None and self._cards:
+            self.notify(
+                f"{problem} New tasks need a repository: name one in the new-task form.",
+                severity="warning",
+                timeout=10,
+            )
         if self.aura.ticking:
             self.set_interval(TICK, self._tick)
 
@@ -111,28 +145,19 @@ class BoardScreen(Screen[None]):
 
     # --- data -----------------------------------------------------------------------------------
     def refresh_board(self) -> None:
-        """Reload every card from the service (cheap: one query, pooled widgets)."""
+        """Reload every card from the service (one query, pooled widgets): first load and resync."""
         service = self.aura.service
         tasks = service.tasks()
         cards = service.cards(tasks)
         first_load = self._states is None
         self._alert_transitions(cards)
-        by_col: dict[str, list[CardInfo]] = {c.column_id: [] for c in self.columns}
-        fallback = {c.column.canonical_state: c.column_id for c in reversed(self.columns)}
-        for info in cards:
-            col_id = info.task.column_id
-            if col_id not in by_col:
-                col_id = fallback.get(info.task.state, self.columns[0].column_id)
-            by_col[col_id].append(info)
+        self._cards = {info.id: info for info in cards}
+        self._by_col = {c.column_id: [] for c in self.columns}
+        for info in cards:  # the service lists them in board order already
+            self._by_col[self._column_for(info)].append(info)
         current = self.current_card
         follow = self._follow or (current.id if current else None)
-        needle = self.filter_text.lower()
-        for col in self.columns:
-            all_cards = by_col[col.column_id]
-            shown = [c for c in all_cards if _matches(c, needle)] if needle else all_cards
-            col.set_cards(shown, len(all_cards))
-            hide = col.column.canonical_state in HIDDEN_WHEN_EMPTY and not all_cards
-            col.display = not hide
+        self._show_columns(set(self._by_col))
         if follow is not None:
             self._focus_task(follow)
         elif first_load:
@@ -140,6 +165,69 @@ class BoardScreen(Screen[None]):
             self.cursor_col = next((i for i, c in enumerate(cols) if c.cards), 0)
         self._follow = None
         self._place_cursor()
+
+    def update_tasks(self, task_ids: set[str]) -> None:
+        """Re-read only these tasks and redraw only the columns they left or joined."""
+        service = self.aura.service
+        running = service.running_task_ids()
+        current = self.current_card
+        follow = self._follow or (current.id if current else None)
+        dirty: set[str] = set()
+        for task_id in task_ids:
+            try:
+                task = service.task(task_id)
+            except Exception:  # deleted
+                task = None
+            info = None if task is None else service.card(task, running)
+            dirty |= self._put(task_id, info)
+            self._alert_transition(info)
+        self._show_columns(dirty)
+        if follow is not None:
+            self._focus_task(follow)
+        self._follow = None
+        self._place_cursor()
+
+    def _column_for(self, info: CardInfo) -> str:
+        col_id = info.task.column_id
+        if col_id in self._by_col:
+            return col_id
+        for col in reversed(self.columns):  # a column the board no longer has: by state
+            if col.column.canonical_state is info.task.state:
+                return col.column_id
+        return self.columns[0].column_id
+
+    def _put(self, task_id: str, info: CardInfo | None) -> set[str]:
+        """Place (or, with None, remove) one card in the model; returns the columns touched."""
+        touched: set[str] = set()
+        old = self._cards.pop(task_id, None)
+        if old is not None:
+            col_id = self._column_for(old)
+            cards = self._by_col[col_id]
+            at = _index(cards, old)
+            if at is not None:
+                del cards[at]
+            touched.add(col_id)
+        if info is not None:
+            self._cards[task_id] = info
+            col_id = self._column_for(info)
+            bisect.insort(self._by_col[col_id], info, key=_order)
+            touched.add(col_id)
+        return touched
+
+    def _show_columns(self, col_ids: set[str]) -> None:
+        """Hand the (filtered) cards to these columns; hide empty Blocked/Cancelled."""
+        needle = self.filter_text
+        for col in self.columns:
+            if col.column_id not in col_ids:
+                continue
+            all_cards = self._by_col[col.column_id]
+            shown = [c for c in all_cards if _matches(c, needle)] if needle else all_cards
+            col.set_cards(shown, len(all_cards))
+            hide = col.column.canonical_state in HIDDEN_WHEN_EMPTY and not all_cards
+            if col.display == hide:
+                col.display = not hide
+                self._widths_key = None
+        self._update_empty_state()
 
     def _alert_transitions(self, cards: list[CardInfo]) -> None:
         states = {c.id: c.task.state for c in cards}
@@ -149,29 +237,79 @@ class BoardScreen(Screen[None]):
             return
         for info in cards:
             before = old.get(info.id)
-            if before is None or before is info.task.state:
-                continue
-            if info.task.state is CS.review:
-                self.aura.alert(f"'{info.task.title}' needs review")
-            elif info.task.state is CS.blocked:
-                reason = info.reason or "failed"
-                self.aura.alert(f"'{info.task.title}' failed: {reason}", error=True)
+            if before is not None and before is not info.task.state:
+                self._alert(info)
 
-    def request_refresh(self) -> None:
-        """Coalesce reloads: many events in one tick cost one reload."""
+    def _alert_transition(self, info: CardInfo | None) -> None:
+        if info is None or self._states is None:
+            return
+        before = self._states.get(info.id)
+        self._states[info.id] = info.task.state
+        if before is not None and before is not info.task.state:
+            self._alert(info)
+
+    def _alert(self, info: CardInfo) -> None:
+        if info.task.state is CS.review:
+            self.aura.alert(f"'{info.task.title}' needs review")
+        elif info.task.state is CS.blocked:
+            reason = info.reason or "failed"
+            self.aura.alert(f"'{info.task.title}' failed: {reason}", error=True)
+
+    def request_refresh(self, task_ids: set[str] | None = None) -> None:
+        """Coalesce reloads: many events in one tick cost one update (None: everything)."""
+        if task_ids is None:
+            self._refresh_all = True
+        else:
+            self._refresh_ids |= task_ids
         if not self._refresh_pending:
             self._refresh_pending = True
             self.call_later(self._do_refresh)
 
     def _do_refresh(self) -> None:
         self._refresh_pending = False
-        self.refresh_board()
+        ids, self._refresh_ids = self._refresh_ids, set()
+        everything, self._refresh_all = self._refresh_all, False
+        if everything or self._states is None or len(ids) > INCREMENTAL_MAX:
+            self.refresh_board()
+        elif ids:
+            self.update_tasks(ids)
 
-    def tasks_changed(self, _task_ids: set[str]) -> None:
-        self.request_refresh()
+    def tasks_changed(self, task_ids: set[str]) -> None:
+        self.request_refresh(task_ids)
 
-    def session_started(self, _task_id: str | None, _session_id: str | None) -> None:
-        self.request_refresh()
+    def session_started(self, task_id: str | None, _session_id: str | None) -> None:
+        self.request_refresh({task_id} if task_id else None)
+
+    # --- empty board ----------------------------------------------------------------------------
+    def _update_empty_state(self) -> None:
+        box = self.query_one("#empty-state", Static)
+        empty = not self._cards
+        problem = self.aura.service.repo_problem
+        show = empty  # (tasks of other repos on the board: the problem was a toast at mount)
+        if show != box.display:
+            box.display = show
+        if not show:
+            return
+        text = empty_state_text(problem, self._executors, empty)
+        if text != self._empty_text:
+            self._empty_text = text
+            box.update(text)
+        if self._executors is None and not self._probing:
+            self._probing = True
+            self.probe_executors()
+
+    @work(thread=True, exclusive=True, group="executors")
+    def probe_executors(self) -> None:
+        try:
+            choices = self.aura.service.executors()
+        except Exception:
+            choices = []
+        self.app.call_from_thread(self._probed, choices)
+
+    def _probed(self, choices: list[ExecutorChoice]) -> None:
+        self._executors = choices
+        self._probing = False
+        self._update_empty_state()
 
     # --- cursor ---------------------------------------------------------------------------------
     @property
@@ -195,18 +333,127 @@ class BoardScreen(Screen[None]):
 
     def _place_cursor(self) -> None:
         current = self.current_column
+        resized = False
         for col in self.columns:
+            summary = col is not current and col.column.canonical_state in SUMMARY_STATES
+            if summary != col.summary:
+                col.set_summary(summary)
+                resized = True
             if col is current:
                 if col.cursor is None and col.cards:
                     col.cursor = 0
-                col.add_class("-current")
+                col.set_current(True)
                 col.render_window()
-                self.query_one("#board").scroll_to_widget(col, animate=False)
             else:
-                col.remove_class("-current")
+                col.set_current(False)
                 for slot in col.slots:
                     slot.remove_class("-cursor")
+        if self._size_columns() or resized:  # the widths change with the next layout
+            self.call_after_refresh(self._scroll_to_current)
+        else:
+            self._scroll_to_current()
         self._refresh_bindings()
+
+    def on_resize(self) -> None:
+        if self._size_columns():
+            self.call_after_refresh(self._scroll_to_current)
+
+    def _size_columns(self) -> bool:
+        """Column widths for this terminal: all visible columns share the width while each gets
+        at least MIN_WIDTH (summaries a fixed narrow width); beyond that the board scrolls
+        sideways, the columns that fit from the left filling the view with no column cut in
+        half. True if any width changed."""
+        width = self.app.size.width
+        cols = self.visible_columns
+        key = (width, tuple((c.column_id, c.summary) for c in cols))
+        if key == self._widths_key or not cols or width <= 0:
+            return False
+        self._widths_key = key
+        narrow = width < 110
+        min_width = MIN_WIDTH_NARROW if narrow else MIN_WIDTH
+        summary_width = SUMMARY_WIDTH_NARROW if narrow else SUMMARY_WIDTH
+        regular = [c for c in cols if not c.summary]
+        fixed = summary_width * (len(cols) - len(regular))
+        widths: dict[str, int] = {c.column_id: summary_width for c in cols if c.summary}
+        if regular:
+            room = width - fixed
+            if room >= min_width * len(regular):  # all fit: share the room exactly
+                base, extra = divmod(room, len(regular))
+                for i, col in enumerate(regular):
+                    widths[col.column_id] = base + (1 if i < extra else 0)
+            else:  # scroll: the columns that fit from the left fill the view exactly
+                used, in_view = 0, list[Column]()
+                for col in cols:
+                    need = summary_width if col.summary else min_width
+                    if in_view and used + need > width:
+                        break
+                    used += need
+                    in_view.append(col)
+                shown = [c for c in in_view if not c.summary] or regular[:1]
+                base, extra = divmod(max(0, width - used), len(shown))
+                for col in regular:
+                    widths[col.column_id] = min_width + base
+                for col in shown[:extra]:
+                    widths[col.column_id] += 1
+        changed = False
+        for col in cols:
+            want = widths[col.column_id]
+            if col.styles.width is None or col.styles.width.value != want:
+                col.styles.width = want
+                changed = True
+        return changed
+
+    def _scroll_to_current(self) -> None:
+        """Keep the focused column in view (the board scrolls sideways when columns overflow),
+        and name the columns off either edge in the line under the board."""
+        cols = self.visible_columns
+        current = self.current_column
+        if not cols or current is None:
+            return
+        view = self.app.size.width
+        starts: list[int] = []
+        x = 0
+        for col in cols:
+            starts.append(x)
+            x += _width(col)
+        total = x
+        at = cols.index(current)
+        left, right = starts[at], starts[at] + _width(current)
+        sx = self._scroll_x
+        if left < sx:
+            sx = left
+        elif right > sx + view:  # the first column edge that brings it fully into view
+            sx = min((start for start in starts if start >= right - view), default=left)
+        sx = max(0, min(sx, max(0, total - view)))
+        self._scroll_x = sx
+        self.query_one("#board", HorizontalScroll).scroll_to(x=sx, animate=False, force=True)
+        before = [c for c, start in zip(cols, starts, strict=True) if start < sx]
+        after = [c for c, start in zip(cols, starts, strict=True) if start + _width(c) > sx + view]
+        self._update_hint(before, after)
+
+    def _update_hint(self, before: list[Column], after: list[Column]) -> None:
+        hint = self.query_one("#board-hint", Static)
+        hint.display = bool(before or after)
+        if not (before or after):
+            return
+
+        def names(cols: list[Column]) -> Content:
+            parts = []
+            for col in cols:
+                part = Content(f"{col.column.name} {col.total}")
+                if col.total and col.column.canonical_state is CS.blocked:
+                    part = part.stylize("bold $error")
+                parts.append(part)
+            return Content(" · ").join(parts)
+
+        line = Content("")
+        if before:
+            line = Content("← ") + names(before)
+        if after:
+            right = names(after) + Content(" →")
+            gap = max(2, self.app.size.width - 3 - line.cell_length - right.cell_length)
+            line = line + Content(" " * gap) + right
+        hint.update(line, layout=False)
 
     def _refresh_bindings(self) -> None:
         card = self.current_card
@@ -283,8 +530,27 @@ class BoardScreen(Screen[None]):
             return
         if decision.from_column_id == column_id:
             return
-        self._follow = task_id
+        self._place_now(task_id, column_id)
         self.run_move(task_id, column_id, None)
+
+    def _place_now(self, task_id: str, column_id: str) -> None:
+        """Show an accepted move at once, redrawing only the two columns: the engine's record
+        follows on a worker thread, and its task_changed event re-reads the task (so a move the
+        engine turns down, or carries further, is corrected a moment later)."""
+        info = self._cards.get(task_id)
+        if info is None:
+            return
+        column = self.aura.service.board.get_column(column_id)
+        if column is None:
+            return
+        task = info.task.model_copy(
+            update={"column_id": column_id, "state": column.canonical_state}
+        )
+        self._follow = task_id
+        self._show_columns(self._put(task_id, replace(info, task=task)))
+        self._focus_task(task_id)
+        self._follow = task_id  # keep following it when the engine's event arrives
+        self._place_cursor()
 
     def refuse(self, decision: MoveDecision) -> None:
         self.notify(decision.reason, title="Move refused", severity="warning", timeout=6)
@@ -305,7 +571,7 @@ class BoardScreen(Screen[None]):
         if not decision.ok:
             self.refuse(decision)
         self._follow = task_id
-        self.request_refresh()
+        self.request_refresh({task_id})
 
     # --- drag and drop --------------------------------------------------------------------------
     def _column_at(self, offset: Offset) -> Column | None:
@@ -340,8 +606,7 @@ class BoardScreen(Screen[None]):
         if decision is None:
             decision = self.aura.service.check_move(event.task_id, target.column_id)
             self._drag_checks[target.column_id] = decision
-        target.add_class("-drop-target")
-        target.set_class(not decision.ok, "-drop-refused")
+        target.set_drop(True, refused=not decision.ok)
 
     @on(Card.Dropped)
     def _card_dropped(self, event: Card.Dropped) -> None:
@@ -358,7 +623,7 @@ class BoardScreen(Screen[None]):
 
     def _clear_drop_target(self) -> None:
         if self._drag_target is not None:
-            self._drag_target.remove_class("-drop-target", "-drop-refused")
+            self._drag_target.set_drop(False)
         self._drag_target = None
 
     def _dragging_card(self) -> Card | None:
@@ -386,7 +651,15 @@ class BoardScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value
-        self.refresh_board()
+        self._refilter()
+
+    def _refilter(self) -> None:
+        """Show the cards matching the filter (no reload: the cards are all here)."""
+        current = self.current_card
+        self._show_columns(set(self._by_col))
+        if current is not None:
+            self._focus_task(current.id)
+        self._place_cursor()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:
@@ -401,7 +674,7 @@ class BoardScreen(Screen[None]):
         self.filter_text = text
         box.display = bool(text)
         self.set_focus(None)
-        self.refresh_board()
+        self._refilter()
 
     def on_key(self, event: Any) -> None:
         box = self.query_one("#filter", Input)
@@ -440,7 +713,7 @@ class BoardScreen(Screen[None]):
             self.notify(f"Could not create the task: {exc}", severity="error")
             return
         self._follow = task.id
-        self.refresh_board()
+        self.update_tasks({task.id})
         if start:
             self.request_move(task.id, board.column_for_state(CS.running).id)
 
@@ -502,9 +775,88 @@ class BoardScreen(Screen[None]):
         self.app.push_screen(FollowUpScreen(task.title, prefill), done)
 
 
+def _width(col: Column) -> int:
+    width = col.styles.width
+    return int(width.value) if width is not None else 24
+
+
+def _order(info: CardInfo) -> tuple[float, float, str]:
+    """The store's board order: position, then creation, then id."""
+    task = info.task
+    return (task.position, task.created_at, task.id)
+
+
+def _index(cards: list[CardInfo], info: CardInfo) -> int | None:
+    """Where `info`'s task sits in a column's ordered cards (by its order key, then by id)."""
+    at = bisect.bisect_left(cards, _order(info), key=_order)
+    if at < len(cards) and cards[at].id == info.id:
+        return at
+    for i, other in enumerate(cards):  # its order changed under us: look it up
+        if other.id == info.id:
+            return i
+    return None
+
+
 def _matches(card: CardInfo, needle: str) -> bool:
+    """Every word of the filter matches; `@name` keeps the tasks on worker `name` (prefix, any
+    case) and `@local` the tasks that run here."""
     task = card.task
     hay = " ".join(
         (task.title, task.executor, task.model or "", task.id, card.status, task.worker_id or "")
     ).lower()
-    return all(word in hay for word in needle.split())
+    worker = (task.worker_id or "").lower()
+    for word in needle.lower().split():
+        if word.startswith("@") and len(word) > 1:
+            name = word[1:]
+            if name == "local":
+                if worker:
+                    return False
+            elif not worker.startswith(name):
+                return False
+        elif word not in hay:
+            return False
+    return True
+
+
+def empty_state_text(
+    problem: str | None, executors: list[ExecutorChoice] | None, empty: bool
+) -> Content:
+    """What a new user reads on an empty board: what to do next, and which agents are ready."""
+    if problem is not None:
+        return Content.from_markup(
+            "[b $warning]$problem[/]\n\n"
+            "AURA runs each task in a git worktree, so a task needs a repository. Run "
+            "[b]git init[/b] here (and commit once), or start [b]aura tui --cwd PATH[/b] in a "
+            "repository. In the new-task form ([b $accent]n[/]) you can also name the repo.",
+            problem=problem,
+        )
+    lines = [
+        Content.from_markup("[b]No tasks yet.[/b]"),
+        Content(""),
+        Content.from_markup(
+            "Press [b $accent]n[/] to add a task: a title, a prompt, and the agent to run it."
+        ),
+    ]
+    if executors is None:
+        lines.append(Content.from_markup("[$text-muted]Checking which agents are installed…[/]"))
+    else:
+        ready = [e.name for e in executors if e.ready]
+        missing = [e.name for e in executors if not e.ready]
+        if ready:
+            lines.append(
+                Content.from_markup("Agents ready: [b $success]$names[/]", names=", ".join(ready))
+            )
+        else:
+            lines.append(Content.from_markup("[b $warning]No agent is installed yet.[/]"))
+        if missing:
+            lines.append(
+                Content.from_markup(
+                    "[$text-muted]Not installed: $names[/]", names=", ".join(missing)
+                )
+            )
+    lines.append(
+        Content.from_markup(
+            "[$text-muted][b]aura doctor[/b] says what each agent needs · [b]?[/b] every key[/]"
+        )
+    )
+    return Content("\n").join(lines)

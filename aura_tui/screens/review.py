@@ -11,12 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from aura_core.contracts import CanonicalTaskState
 from aura_tui.services import DiffData, DiffFile
 from aura_tui.widgets.diff_view import DiffView
+from aura_tui.widgets.footer import AuraFooter
 
 if TYPE_CHECKING:
     from aura_tui.app import AuraApp
@@ -81,7 +82,7 @@ class ReviewScreen(Screen[None]):
             with Vertical(id="review-files-box"):
                 yield OptionList(id="review-files")
             yield DiffView(id="diff")
-        yield Footer()
+        yield AuraFooter()
 
     def on_mount(self) -> None:
         task = self.aura.service.task(self.task_id)

@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
+from textual.widgets import Header, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
 from aura_core.contracts import CanonicalTaskState, Session
 from aura_tui.services import CardInfo, session_label
 from aura_tui.widgets.card import status_line
+from aura_tui.widgets.footer import AuraFooter
 from aura_tui.widgets.log_pane import LogPane
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class TaskDetailScreen(Screen[None]):
                 yield LogPane(id="log-pane")
             with TabPane("Sessions", id="sessions"):
                 yield OptionList(id="session-list")
-        yield Footer()
+        yield AuraFooter()
 
     def on_mount(self) -> None:
         self.refresh_task()

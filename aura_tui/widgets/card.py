@@ -1,15 +1,21 @@
 """One card on the board: a task's title, agent, live status and diff stats; drag it to move it.
 
-Cards are pooled by their column (a column mounts only the cards that fit, and re-binds them to
-tasks as it scrolls), so a card shows whatever `CardInfo` it is given and carries no task state of
-its own beyond that. Pressing a card selects it; moving the pointer two cells with the button down
-(or, under Pilot, without it) starts a drag; releasing it drops the card where the pointer is.
+A card is four lines: the title wrapped on up to two, then the agent (with diff stats and the
+worker it runs on), then the status. In a summary column (Done, Cancelled while the cursor is
+elsewhere) a card is one line: its mark and title. A task blocked because its remote worker went
+offline ("worker NAME lost") has its own badge. Cards are pooled by their column (a column mounts
+only the cards that fit, and re-binds them to tasks as it scrolls), so a card shows whatever
+`CardInfo` it is given and carries no task state of its own beyond that. Pressing a card selects
+it; moving the pointer two cells with the button down (or, under Pilot, without it) starts a
+drag; releasing it drops the card where the pointer is.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+from rich.cells import cell_len, set_cell_size
 from textual import events
 from textual.content import Content
 from textual.geometry import Offset
@@ -41,9 +47,57 @@ STATUS_CLASSES = {
 }
 
 
+_LOST = re.compile(r"^worker\b.*\blost\b", re.IGNORECASE | re.DOTALL)
+MARKS = {DONE: "✓", CANCELLED: "⊘", FAILED: "✗", REVIEW: "●", RUNNING: "⠿", WAITING: "?"}
+
+
+def worker_lost(info: CardInfo) -> bool:
+    """Blocked because the remote worker running it went offline ("worker NAME lost …")."""
+    return info.status == FAILED and bool(info.reason) and bool(_LOST.match(info.reason or ""))
+
+
+def wrap(text: str, width: int, lines: int) -> list[str]:
+    """`text` word-wrapped to `width` cells on at most `lines` lines (the last one ellipsised)."""
+    width = max(1, width)
+    out: list[str] = []
+    words = text.split()
+    current = ""
+    while words:
+        word = words[0]
+        candidate = f"{current} {word}" if current else word
+        if cell_len(candidate) <= width:
+            current = candidate
+            words.pop(0)
+            continue
+        if not current:  # one word longer than the line: cut it
+            head = set_cell_size(word, width)
+            rest = word[len(head.rstrip()) :]
+            current, words[0] = head.rstrip(), rest
+            if not rest:
+                words.pop(0)
+        out.append(current)
+        current = ""
+        if len(out) == lines:
+            break
+    if current and len(out) < lines:
+        out.append(current)
+        current = ""
+    if words or current:  # more than fits: ellipsise the last line
+        last = out[-1] if out else ""
+        if cell_len(last) >= width:
+            last = set_cell_size(last, width - 1)
+        out[-1 if out else 0 :] = [last.rstrip() + "…"]
+    return out or [""]
+
+
 def status_line(info: CardInfo, now: float, frame: int) -> Content:
-    """The card's third line: what the task is doing, in words and one mark."""
+    """The card's last line: what the task is doing, in words and one mark."""
     status = info.status
+    if worker_lost(info):
+        worker = info.worker or "worker"
+        return Content.from_markup(
+            "[bold reverse $warning] LOST [/] [$warning]$worker[/]", worker=worker
+        )
     if status == RUNNING:
         elapsed = fmt_elapsed(None if info.started_at is None else max(0.0, now - info.started_at))
         return Content.from_markup(
@@ -124,6 +178,7 @@ class Card(Widget):
 
     def __init__(self, *, clock: Callable[[], float], id: str | None = None) -> None:
         super().__init__(id=id)
+        self.compact = False  # one line: mark and title (summary columns)
         self.info: CardInfo | None = None
         self.clock = clock
         self.frame = 0
@@ -133,10 +188,11 @@ class Card(Widget):
     # --- content --------------------------------------------------------------------------------
     def show(self, info: CardInfo | None) -> None:
         """Bind this slot to a task's card info (None hides it)."""
-        if info == self.info and self.display == (info is not None):
+        if _view(info) == _view(self.info) and self.display == (info is not None):
+            self.info = info  # the same on screen (e.g. only updated_at changed): no repaint
             return
-        old = None if self.info is None else STATUS_CLASSES.get(self.info.status)
-        new = None if info is None else STATUS_CLASSES.get(info.status)
+        old = None if self.info is None else _status_class(self.info)
+        new = None if info is None else _status_class(info)
         self.info = info
         self.display = info is not None
         if old != new:
@@ -155,12 +211,23 @@ class Card(Widget):
     def task_id(self) -> str | None:
         return None if self.info is None else self.info.id
 
+    def set_compact(self, compact: bool) -> None:
+        if compact != self.compact:
+            self.compact = compact
+            self.set_class(compact, "-compact")
+            self.refresh()
+
     def render(self) -> Content:
         info = self.info
         if info is None:
             return Content("")
         task = info.task
-        title = Content.from_markup("[b]$title[/b]", title=task.title)
+        width = self.content_size.width or 20
+        if self.compact:
+            mark = MARKS.get(info.status, "·")
+            return Content.from_markup("$mark [b]$title[/b]", mark=mark, title=task.title)
+        lines = wrap(" ".join(task.title.split()), width, 2)
+        title = Content.from_markup("[b]$title[/b]", title="\n".join(lines))
         agent = task.executor + (f" · {task.model}" if task.model else "")
         if info.worker:
             agent += f" @ {info.worker}"
@@ -234,3 +301,29 @@ class Card(Widget):
         self.remove_class("-dragging")
         if self.app.mouse_captured is self:
             self.release_mouse()
+
+
+def _status_class(info: CardInfo) -> str | None:
+    if worker_lost(info):
+        return "-lost"
+    return STATUS_CLASSES.get(info.status)
+
+
+def _view(info: CardInfo | None) -> tuple[object, ...] | None:
+    """What a card draws from its info: equal views need no repaint."""
+    if info is None:
+        return None
+    task = info.task
+    return (
+        task.id,
+        task.title,
+        task.executor,
+        task.model,
+        task.worker_id,
+        task.state,
+        info.status,
+        info.reason,
+        info.started_at,
+        info.additions,
+        info.deletions,
+    )

@@ -20,9 +20,11 @@ class LogPane(Vertical):
         self.session_id: str | None = None
         self.structured = False
         self.raw = False
+        self._status = Static("", classes="log-pane-status", id="log-status")
+        self._status_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Static("", classes="log-pane-status", id="log-status")
+        yield self._status
         yield EntryView(id="entries")
         yield LogView(id="raw-log")
 
@@ -82,6 +84,9 @@ class LogPane(Vertical):
     def _update_status(self) -> None:
         mode = "raw lines" if self.showing_raw else "entries"
         lines = self.log_view.line_count
-        self.query_one("#log-status", Static).update(
-            f"{mode} · {lines:,} lines" + ("" if self.structured else " · plain output")
-        )
+        text = f"{mode} · {lines:,} lines" + ("" if self.structured else " · plain output")
+        if self.showing_raw:
+            text += " · ▌ stderr  · aura"
+        if text != self._status_text:
+            self._status_text = text
+            self._status.update(text, layout=False)  # one fixed-height line: no layout needed

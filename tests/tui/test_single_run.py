@@ -139,3 +139,17 @@ async def test_escape_stops_the_agent_after_confirmation(tmp_path: Path) -> None
         assert app.last_result.status == "killed"
         await pilot.press("escape")  # idle: escape leaves
     assert app.return_value == 130
+
+
+async def test_stderr_and_system_lines_are_marked(tmp_path: Path) -> None:
+    app, _store = make(tmp_path, "echo to-stdout; echo to-stderr >&2")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(app, pilot)
+        lines = screen_text(app).splitlines()
+        out = next(line for line in lines if "to-stdout" in line)
+        err = next(line for line in lines if "to-stderr" in line)
+        assert "▌ to-stderr" in err  # the stderr gutter mark
+        assert "▌" not in out
+        view = app.query_one(LogView)
+        streams = {view.source.line(i)[0] for i in range(view.line_count)}
+        assert "stderr" in streams

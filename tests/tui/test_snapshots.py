@@ -61,7 +61,8 @@ def busy_app() -> Any:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_board_empty(snap_compare: Any, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app([]), terminal_size=size)
+    """A new user's first screen: what to do next, and which agents are ready."""
+    assert snap_compare(make_app([]), terminal_size=size, run_before=_settle)
 
 
 @pytest.mark.parametrize("size", SIZES)
