@@ -135,7 +135,7 @@ def to_ui_event(event: Any) -> UiEvent:
     )
     if kind == "permission":
         ui.permission = PermissionRequest(
-            request_id=str(_field(event, "request_id", "")),
+            request_id=str(_field(event, "request_id", "") or ""),
             task_id=ui.task_id,
             session_id=ui.session_id,
             tool=str(_field(event, "tool", "") or "tool"),
@@ -194,6 +194,7 @@ class AuraService:
         self._tasks_cache: list[Task] | None = None
         if runtime is not None and hasattr(runtime, "subscribe"):
             result = runtime.subscribe(self._on_runtime_event)
+            runtime.answers_permissions = True  # the board shows them as a modal
             if callable(result):
                 self._unsubscribe = result
 

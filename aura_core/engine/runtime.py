@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from aura_core.worker.remote import RemoteRouter, RemoteTarget
 
 LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
+PERMISSION_TIMEOUT_S = 30 * 60  # an unanswered permission request is denied after this
 
 
 class RuntimeError_(Exception):
@@ -55,13 +56,16 @@ class RuntimeError_(Exception):
 
 @dataclass(slots=True)
 class RuntimeEvent:
-    kind: str  # task_changed | session_started | log | entries | notify
+    kind: str  # task_changed | session_started | log | entries | notify | permission
     task_id: str | None = None
     session_id: str | None = None
     rows: list[Row] = field(default_factory=list)
     patches: list[Any] = field(default_factory=list)
     level: str = "information"
     message: str = ""
+    request_id: str = ""  # permission: answer it with Runtime.answer_permission
+    tool: str = ""
+    detail: str = ""
 
 
 Subscriber = Callable[[RuntimeEvent], None]
@@ -150,6 +154,8 @@ class Runtime:
         self._queue: deque[tuple[str, str]] = deque()  # (task id, execution id) awaiting a slot
         self._subscribers: list[Subscriber] = []
         self._closing = False
+        self.answers_permissions = False  # the board sets it: it shows permission requests
+        self._permissions: dict[str, tuple[threading.Event, list[Any]]] = {}
         self.hub: HubThread | None = None
         self._router: RemoteRouter | None = None
         self._own_hub = False
@@ -906,6 +912,7 @@ class Runtime:
         before = None if remote else head(workdir)
         dirty_before = self._uncommitted(execution.workspace)
         options = _options(task)
+        self._supervise(options, task.id)
         request = RunRequest(
             session_id=uuid.uuid4().hex,
             prompt=prompt,
@@ -1049,6 +1056,7 @@ class Runtime:
         except (SetupRequired, ValueError) as exc:
             return self._failed(f"review could not start: {exc}")
         options = _options(task)
+        self._supervise(options, task.id)
         request = RunRequest(
             session_id=uuid.uuid4().hex,
             prompt=prompt,
@@ -1156,6 +1164,53 @@ class Runtime:
         repos = sorted({r for t in tasks for r in t.repos if Path(r).exists()})
         act = clean_orphans if clean else plan_orphan_cleanup
         return act(self.worktrees_root, active, repos, force=force)
+
+    # ---- supervised mode --------------------------------------------------------------------
+    def _supervise(self, options: RunOptions, task_id: str) -> None:
+        """With --auto-approve false and someone to ask (the board), agents' permission
+        requests become `permission` events, answered by answer_permission()."""
+        if options.auto_approve is False and self.answers_permissions and not options.approver:
+            options.approver = lambda request: self._ask(task_id, request)
+
+    def _ask(self, task_id: str, request: Any) -> Any:
+        from aura_core.executors.base import ApprovalDecision
+
+        request_id = uuid.uuid4().hex
+        answered = threading.Event()
+        slot: list[Any] = []
+        with self._lock:
+            self._permissions[request_id] = (answered, slot)
+            driver = self._drivers.get(task_id)
+        session_id = driver.runner.session_id if driver and driver.runner else None
+        self._emit(
+            RuntimeEvent(
+                "permission",
+                task_id,
+                session_id,
+                request_id=request_id,
+                tool=getattr(request, "tool_name", "tool"),
+                detail=getattr(request, "title", ""),
+            )
+        )
+        deadline = time.monotonic() + PERMISSION_TIMEOUT_S
+        while not answered.wait(0.2):
+            cancelled = driver is not None and driver.cancelled.is_set()
+            if cancelled or self._closing or time.monotonic() > deadline:
+                with self._lock:
+                    self._permissions.pop(request_id, None)
+                why = "the task was stopped" if cancelled or self._closing else "no answer"
+                return ApprovalDecision(approve=False, reason=why)
+        approve, reason = slot[0]
+        return ApprovalDecision(approve=approve, reason=reason or None)
+
+    def answer_permission(self, request_id: str, approve: bool, reason: str = "") -> None:
+        with self._lock:
+            waiting = self._permissions.pop(request_id, None)
+        if waiting is None:
+            raise RuntimeError_("that permission request is no longer waiting")
+        answered, slot = waiting
+        slot.append((approve, reason))
+        answered.set()
 
     # ---- crash recovery ---------------------------------------------------------------------
     def recover(self) -> list[str]:
