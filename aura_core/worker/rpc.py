@@ -163,7 +163,8 @@ class RpcPeer:
                 return None
         try:
             obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: JSON nested too deep; still a parse error, the connection stays
             return _error_reply(None, RpcError(ErrorCode.PARSE_ERROR, f"parse error: {exc}"))
         if isinstance(obj, list):
             if not obj:
