@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import concurrent.futures
 import contextlib
 import logging
@@ -756,7 +757,7 @@ class Hub:
         if lines and not held and lines[0][0] == nxt and lines[-1][0] == nxt + len(lines) - 1:
             # the usual case, a batch that continues exactly where the last one ended
             rows = [
-                (sid, seq, stream, ts, text, base64.b64decode(raw) if raw else None)
+                (sid, seq, stream, ts, text, _raw_bytes(raw))
                 for seq, stream, ts, text, raw in lines
             ]
             if all(row[1] == nxt + i for i, row in enumerate(rows)):
@@ -767,7 +768,7 @@ class Hub:
         for seq, stream, ts, text, raw in lines:
             if seq < nxt:
                 continue  # already received: a re-send after a reconnect
-            row: LogRow = (sid, seq, stream, ts, text, base64.b64decode(raw) if raw else None)
+            row: LogRow = (sid, seq, stream, ts, text, _raw_bytes(raw))
             if seq == nxt:
                 rows.append(row)
                 nxt += 1
@@ -1223,3 +1224,14 @@ class HubThread:
 
 async def _value(fn: Callable[[], Any]) -> Any:
     return fn()
+
+
+def _raw_bytes(raw: str | None) -> bytes | None:
+    """A line's exact bytes, sent base64; a malformed value keeps the line (its text) not the
+    batch hostage: the decoded text is what the worker stored anyway."""
+    if not raw:
+        return None
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (ValueError, binascii.Error):
+        return None
