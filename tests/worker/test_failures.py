@@ -117,6 +117,8 @@ def test_hub_restart_while_workers_run_resumes_streaming_exactly_once(
             final = collector.final(eid)
             assert final is not None and final.state == "completed" and final.lines == count
             assert_exact(collector, eid, count)
+            # callbacks run as lines arrive; the store commits them a moment later
+            wait_until(lambda e=eid: store_b.count_log(e) >= count, 10, f"{eid} stored")
             assert store_b.count_log(eid) == count
             assert [ln.seq for ln in store_b.read_log(eid)] == list(range(count))
             wait_until(lambda e=eid: store_b.get_session(e).status == "completed", 5, "row")
