@@ -19,14 +19,9 @@ fs/write_text_file confined to the working directory (no `..`, nothing outside, 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
 import os
-import queue
 import re
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +32,9 @@ from aura_core.executors.base import (
     ApprovalRequest,
     Approver,
     LaunchSpec,
-    RawLine,
     RunRequest,
 )
+from aura_core.executors.duplex import ID_PREFIX, AgentGone, JsonRpcRun, RpcError
 from aura_core.executors.entries import (
     CREATED,
     DENIED,
@@ -74,32 +69,13 @@ from aura_core.executors.entries import (
     to_int,
     unified_diff,
 )
-from aura_core.executors.process import ProcessRun
 from aura_core.executors.settings import approver_of, setting
 
 PROTOCOL_VERSION = 1
-ID_PREFIX = "aura-"
 INIT_TIMEOUT_S = 90.0  # node agents take a few seconds to start; first runs unpack things
 SETUP_TIMEOUT_S = 120.0  # session/new, session/load
-EXIT_GRACE_S = 3.0  # after the turn: stdin is closed, then the agent has this long to exit
 CANCEL_GRACE_S = 3.0  # after session/cancel, before the signal ladder
-SHOWN_WAIT_S = 2.0  # a permission request is shown (entry drained) before the person is asked
 RESULT_KEEP = 4000
-
-
-class AcpError(Exception):
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-
-class AgentGone(Exception):
-    """The agent's stdout closed before it answered."""
-
-
-# ---- workspace confinement ------------------------------------------------------------------
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -190,15 +166,10 @@ class Policy:
 # ---- the run --------------------------------------------------------------------------------
 
 
-class _StdioProcess(ProcessRun):
-    """ProcessRun whose stdin stays open: the client writes JSON-RPC to it."""
-
-    def _feed_stdin(self, data: bytes) -> None:
-        pass
-
-
-class AcpRun:
+class AcpRun(JsonRpcRun):
     """One prompt turn over ACP, as an AgentRun: every message is a raw "stdout" line."""
+
+    label = "ACP"
 
     def __init__(
         self,
@@ -212,8 +183,7 @@ class AcpRun:
         model: str | None = None,
         mode: str | None = None,
     ) -> None:
-        self.spec = spec
-        self.cwd = Path(cwd)
+        super().__init__(spec, cwd, env)
         self.prompt = prompt
         self.policy = policy
         self.resume_id = resume_id
@@ -221,188 +191,31 @@ class AcpRun:
         self.mode = mode
         self.session_id: str | None = None
         self.stop_reason: str | None = None
-        self.interrupted = False
-        self._code: int | None = None
-        self._q: queue.Queue[RawLine | None] = queue.Queue()
-        self._queued = 0
-        self._consumed = 0
-        self._shown = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._pending: dict[str, tuple[threading.Event, list[dict[str, Any]]]] = {}
-        self._pending_lock = threading.Lock()
-        self._gone = threading.Event()
         self._prompting = threading.Event()
-        launch = LaunchSpec(argv=spec.argv, env=spec.env, stdin=b"", warnings=spec.warnings)
-        self.proc = _StdioProcess(launch, self.cwd, env)
-        self.pid: int | None = self.proc.pid
-        self.pgid: int | None = self.proc.pgid
-        self._reader = threading.Thread(target=self._read, name="acp-read", daemon=True)
-        self._reader.start()
-        self._driver = threading.Thread(target=self._drive, name="acp-drive", daemon=True)
-        self._driver.start()
-
-    # -- AgentRun ---------------------------------------------------------------------------
-    def batches(self, tick: float = 0.2) -> Iterator[list[RawLine]]:
-        done = False
-        while not done:
-            try:
-                item = self._q.get(timeout=tick)
-            except queue.Empty:
-                yield []
-                continue
-            batch: list[RawLine] = []
-            while True:
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    break
-            taken = len(batch)
-            yield batch
-            with self._shown:
-                self._consumed += taken
-                self._shown.notify_all()
-
-    def wait(self) -> int:
-        self._driver.join()
-        code = self.proc.wait()
-        self._reader.join(timeout=5)
-        return self._code if self._code is not None else (code or 1)
+        self.start_threads("acp")
 
     def interrupt(self) -> None:
         self.interrupted = True
         if self.session_id and self._prompting.is_set() and not self._gone.is_set():
-            with contextlib.suppress(OSError, ValueError):
-                self._send({"jsonrpc": "2.0", "method": "session/cancel",
-                            "params": {"sessionId": self.session_id}})  # fmt: skip
+            with contextlib.suppress(OSError, ValueError, AgentGone):
+                self.notify("session/cancel", {"sessionId": self.session_id})
             timer = threading.Timer(CANCEL_GRACE_S, self.proc.interrupt)
             timer.daemon = True
             timer.start()
         else:
             self.proc.interrupt()
 
-    # -- lines ------------------------------------------------------------------------------
-    def _emit(self, stream: str, data: bytes) -> int:
-        with self._shown:
-            self._queued += 1
-            seq = self._queued
-        self._q.put((stream, data))
-        return seq
-
-    def note(self, text: str) -> None:
-        """A line from aura itself, kept in the log as a system line."""
-        self._emit("system", text.encode())
-
-    def _read(self) -> None:
-        try:
-            for batch in self.proc.batches():
-                for stream, data in batch:
-                    if stream == "stdout":
-                        seq = self._emit(stream, data)
-                        self._dispatch(data, seq)
-                    else:
-                        self._emit(stream, data)
-        finally:
-            self._gone.set()
-            with self._pending_lock:
-                for event, _slot in self._pending.values():
-                    event.set()
-            self._q.put(None)
-
-    def _send(self, msg: dict[str, Any]) -> None:
-        line = json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode()
-        stdin = self.proc.proc.stdin
-        if stdin is None or self._gone.is_set():
-            raise AgentGone("the agent's input is closed")
-        with self._write_lock:
-            try:
-                stdin.write(line + b"\n")
-                stdin.flush()
-            except (BrokenPipeError, OSError, ValueError) as exc:
-                raise AgentGone(f"could not write to the agent: {exc}") from None
-            self._emit("stdout", line)
-
-    def request(self, method: str, params: dict[str, Any], timeout: float | None = None) -> Any:
-        rid = f"{ID_PREFIX}{next(self._ids)}"
-        event = threading.Event()
-        slot: list[dict[str, Any]] = []
-        with self._pending_lock:
-            self._pending[rid] = (event, slot)
-        try:
-            self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-            if not event.wait(timeout):
-                raise AcpError(-32001, f"{method}: no answer in {timeout:.0f} s")
-        finally:
-            with self._pending_lock:
-                self._pending.pop(rid, None)
-        if not slot:
-            raise AgentGone(f"the agent exited before answering {method}")
-        msg = slot[0]
-        if "error" in msg:
-            err = as_dict(msg.get("error"))
-            raise AcpError(
-                to_int(err.get("code")) or -32603, as_str(err.get("message")), err.get("data")
-            )
-        return msg.get("result")
-
-    def _dispatch(self, data: bytes, seq: int) -> None:
-        try:
-            msg = json.loads(data)
-        except ValueError:
-            return  # not JSON-RPC (a stray print): kept in the log, nothing to do
-        if not isinstance(msg, dict):
-            return
-        method = msg.get("method")
-        if isinstance(method, str):
-            if "id" in msg:
-                threading.Thread(
-                    target=self._serve, args=(msg, seq), name="acp-serve", daemon=True
-                ).start()
-            return
-        rid = msg.get("id")
-        if isinstance(rid, str):
-            with self._pending_lock:
-                waiter = self._pending.get(rid)
-            if waiter is not None:
-                waiter[1].append(msg)
-                waiter[0].set()
-
     # -- agent to client requests --------------------------------------------------------------
-    def _serve(self, msg: dict[str, Any], seq: int) -> None:
-        method = msg["method"]
-        params = as_dict(msg.get("params"))
-        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg.get("id")}
-        try:
-            if method == "session/request_permission":
-                self._wait_shown(seq)
-                reply["result"] = self.policy.decide(params)
-            elif method == "fs/read_text_file":
-                reply["result"] = {"content": self._read_file(params)}
-            elif method == "fs/write_text_file":
-                self._write_file(params)
-                reply["result"] = None
-            else:
-                reply["error"] = {"code": -32601, "message": f"method not supported: {method}"}
-        except PermissionError as exc:
-            reply["error"] = {"code": -32602, "message": f"refused by aura: {exc}"}
-        except OSError as exc:
-            reply["error"] = {"code": -32603, "message": f"{exc.strerror or exc}"}
-        with contextlib.suppress(AgentGone):
-            self._send(reply)
-
-    def _wait_shown(self, seq: int) -> None:
-        """Let the runner show the request (a pending_approval entry) before asking."""
-        deadline = time.monotonic() + SHOWN_WAIT_S
-        with self._shown:
-            while self._consumed < seq:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._shown.wait(left)
+    def _serve(self, method: str, params: dict[str, Any], seq: int) -> Any:
+        if method == "session/request_permission":
+            self.wait_shown(seq)
+            return self.policy.decide(params)
+        if method == "fs/read_text_file":
+            return {"content": self._read_file(params)}
+        if method == "fs/write_text_file":
+            self._write_file(params)
+            return None
+        raise NotImplementedError(method)
 
     def _read_file(self, params: dict[str, Any]) -> str:
         path = confine(self.cwd, as_str(params.get("path")))
@@ -424,20 +237,8 @@ class AcpRun:
         path.write_text(as_str(params.get("content")), encoding="utf-8")
 
     # -- the conversation ----------------------------------------------------------------------
-    def _drive(self) -> None:
-        try:
-            self._code = self._converse()
-        except AcpError:
-            self._code = 1  # the error response is in the transcript
-        except AgentGone as exc:
-            self.note(f"ACP: {exc}")
-            self._code = None
-        except Exception as exc:  # a client bug: say so, end the agent
-            self.note(f"ACP client error: {exc!r}")
-            self._code = 1
-        finally:
-            self._prompting.clear()
-            self._end_agent()
+    def _turn_over(self) -> None:
+        self._prompting.clear()
 
     def _converse(self) -> int:
         init = as_dict(
@@ -463,7 +264,7 @@ class AcpRun:
                     params = {"sessionId": self.resume_id, "cwd": cwd, "mcpServers": []}
                     session = as_dict(self.request("session/load", params, SETUP_TIMEOUT_S))
                     self.session_id = self.resume_id
-                except AcpError:
+                except RpcError:
                     session = None  # the failed load is in the transcript; start afresh
             else:
                 self.note(f"ACP: the agent cannot load sessions; {self.resume_id} starts afresh")
@@ -472,7 +273,7 @@ class AcpRun:
             session = as_dict(self.request("session/new", params, SETUP_TIMEOUT_S))
             self.session_id = as_str(session.get("sessionId")) or None
             if not self.session_id:
-                raise AcpError(-32603, "session/new gave no sessionId")
+                raise RpcError(-32603, "session/new gave no sessionId")
         self._select(session or {})
         if self.interrupted:
             return 130
@@ -503,7 +304,7 @@ class AcpRun:
                 value = _match(want, values)
                 if value is not None:
                     params = {"sessionId": sid, "configId": o.get("id"), "value": value}
-                    with contextlib.suppress(AcpError):
+                    with contextlib.suppress(RpcError):
                         self.request("session/set_config_option", params, SETUP_TIMEOUT_S)
                         done = True
                 break
@@ -515,28 +316,15 @@ class AcpRun:
                 ids = [as_str(as_dict(m).get("modelId")) for m in available]
                 value = _match(want, ids)
                 if value is not None and value != models.get("currentModelId"):
-                    with contextlib.suppress(AcpError):
+                    with contextlib.suppress(RpcError):
                         self.request("session/set_model", {"sessionId": sid, "modelId": value})
             else:
                 modes = as_dict(session.get("modes"))
                 ids = [as_str(as_dict(m).get("id")) for m in as_list(modes.get("availableModes"))]
                 value = _match(want, ids)
                 if value is not None and value != modes.get("currentModeId"):
-                    with contextlib.suppress(AcpError):
+                    with contextlib.suppress(RpcError):
                         self.request("session/set_mode", {"sessionId": sid, "modeId": value})
-
-    def _end_agent(self) -> None:
-        """ACP agents serve until their input closes: close it, then the ladder if need be."""
-        stdin = self.proc.proc.stdin
-        with self._write_lock, contextlib.suppress(OSError, ValueError):
-            if stdin is not None:
-                stdin.close()
-        deadline = time.monotonic() + EXIT_GRACE_S
-        while time.monotonic() < deadline:
-            if self.proc.proc.poll() is not None:
-                return
-            time.sleep(0.05)
-        self.proc.interrupt()
 
 
 def _match(want: str, values: list[str]) -> str | None:
