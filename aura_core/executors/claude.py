@@ -2,7 +2,10 @@
 
 Verified against @anthropic-ai/claude-code 2.1.197. Permission levels: the default is
 `--permission-mode acceptEdits --allowedTools=Bash` (edits and commands inside the working
-directory, nothing outside it); review / `--auto-approve false` is `--permission-mode plan`;
+directory, nothing outside it); review / `--auto-approve false` with nobody to ask is
+`--permission-mode plan`; supervised mode (`--auto-approve false` on a TTY or the board) is
+`--permission-mode default` over the control protocol (claude_control.py): each edit and command
+is asked about;
 `--force` / `--allow-all-tools` / `--auto-approve true` allow every built-in tool; `--yolo` is
 `--dangerously-skip-permissions`, which claude refuses as root unless IS_SANDBOX=1 is set.
 `--allowedTools` is variadic: it must be written `--allowedTools=...`, and the prompt goes after
@@ -19,12 +22,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aura_core.executors.agent_cli import CliAgent, Level, permission_level, running_as_root
-from aura_core.executors.base import LaunchSpec, RunRequest
+from aura_core.executors.base import AgentRun, LaunchSpec, RunMode, RunRequest
+from aura_core.executors.claude_control import ClaudeControlRun
 from aura_core.executors.entries import (
     CREATED,
     DENIED,
     FAILED,
     NOT_LOGGED_IN,
+    PENDING_APPROVAL,
     SUCCESS,
     TIMED_OUT,
     Action,
@@ -50,10 +55,12 @@ from aura_core.executors.entries import (
     as_key,
     as_list,
     as_str,
+    describe_action,
     snippet_diff,
     text_of,
     to_int,
 )
+from aura_core.executors.settings import approver_of, setting
 
 # the built-in tools `--force` allows (names unknown to a given version are ignored by claude)
 ALL_TOOLS = (
@@ -94,15 +101,19 @@ class ClaudeExecutor(CliAgent):
         home = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
         return (home / ".credentials.json").is_file()
 
-    def build_launch(self, request: RunRequest) -> LaunchSpec:
+    def build_launch(self, request: RunRequest, *, control: bool = False) -> LaunchSpec:
         o = request.options
         argv = [*self.program(request), "-p", "--output-format=stream-json", "--verbose"]
+        if control:
+            argv += ["--input-format=stream-json", "--permission-prompt-tool", "stdio"]
         env = self.base_env(request)
         warnings = self.common_warnings(o)
         if request.model:
             argv += ["--model", request.model]
         level = permission_level(request)
-        if level == Level.yolo:
+        if control and approver_of(request) is not None and request.mode != RunMode.review:
+            argv += ["--permission-mode", "default"]  # ask before every edit and command
+        elif level == Level.yolo:
             argv.append("--dangerously-skip-permissions")
             if running_as_root():
                 env["IS_SANDBOX"] = "1"  # claude refuses to skip permissions as root otherwise
@@ -117,8 +128,25 @@ class ClaudeExecutor(CliAgent):
         if request.resume_id:
             argv += ["--resume", request.resume_id]
         argv += o.params
-        argv += ["--", request.full_prompt]
+        if not control:
+            argv += ["--", request.full_prompt]
         return LaunchSpec(argv=argv, env=env, warnings=warnings)
+
+    def start(self, request: RunRequest) -> AgentRun:  # type: ignore[override]
+        """Supervised mode (or `transport=control`) talks claude's control protocol, so its
+        permission questions reach the person; otherwise the prompt is an argument."""
+        transport = (setting(request, "transport") or "").lower()
+        if approver_of(request) is None and transport != "control":
+            return super().start(request)
+        spec = self.build_launch(request, control=True)
+        return ClaudeControlRun(
+            spec,
+            Path(request.cwd),
+            request.env,
+            prompt=request.full_prompt,
+            approver=approver_of(request),
+            describe=claude_action,
+        )
 
     def normalizer(self) -> ClaudeNormalizer:
         return ClaudeNormalizer()
@@ -244,6 +272,8 @@ class ClaudeNormalizer(JsonlNormalizer):
         self._msg_id = ""
         self._retry_at: int | None = None
         self.model: str | None = None
+        self._asked: dict[str, str] = {}  # can_use_tool request id -> tool_use_id
+        self._refused: set[str] = set()  # tools the person denied (their result is an error)
 
     def on_event(self, obj: dict[str, Any]) -> None:
         kind = obj.get("type")
@@ -257,12 +287,52 @@ class ClaudeNormalizer(JsonlNormalizer):
             self._result(obj)
         elif kind == "system":
             self._system(obj)
+        elif kind == "control_request":
+            self._permission_asked(obj)
+        elif kind == "control_response":
+            self._permission_answered(as_dict(obj.get("response")))
         elif kind not in _QUIET_TYPES:
             self.unknown()
             return
         sid = obj.get("session_id")
         if sid and sid != self.agent_session_id:
             self.set_session_id(sid)
+
+    # -- the control protocol (supervised mode) ---------------------------------------------------
+    def _permission_asked(self, obj: dict[str, Any]) -> None:
+        request = as_dict(obj.get("request"))
+        if request.get("subtype") != "can_use_tool":
+            return
+        tool_id = as_str(request.get("tool_use_id"))
+        name = as_str(request.get("tool_name")) or "tool"
+        tool = self.tool(tool_id)
+        if tool is None:
+            self.add_tool(
+                ToolUse(tool_id, name, claude_action(name, request.get("input")), PENDING_APPROVAL)
+            )
+        else:
+            tool.status = PENDING_APPROVAL
+            self.tool_changed(tool_id)
+        self._asked[as_str(obj.get("request_id"))] = tool_id
+
+    def _permission_answered(self, response: dict[str, Any]) -> None:
+        tool_id = self._asked.pop(as_str(response.get("request_id")), None)
+        if tool_id is None:
+            return  # an answer to one of our own requests (initialize, interrupt)
+        answer = as_dict(response.get("response"))
+        tool = self.tool(tool_id)
+        if answer.get("behavior") == "allow":
+            if tool is not None and tool.status == PENDING_APPROVAL:
+                tool.status = CREATED
+                self.tool_changed(tool_id)
+            return
+        self._refused.add(tool_id)
+        if tool is not None:
+            tool.status = DENIED
+            self.tool_changed(tool_id)
+        what = describe_action(tool.action, tool.tool_name) if tool else "a tool call"
+        reason = as_str(answer.get("message")) or as_str(response.get("error"))
+        self.append(SystemMessage(f"denied {what}" + (f": {reason}" if reason else "")))
 
     # -- system ---------------------------------------------------------------------------------
     def _system(self, obj: dict[str, Any]) -> None:
@@ -436,7 +506,8 @@ class ClaudeNormalizer(JsonlNormalizer):
         text = text_of(block.get("content"))
         is_error = bool(block.get("is_error"))
         if is_error:
-            tool.status = DENIED if _DENIED.search(text[:2000]) else FAILED
+            refused = tool_id in self._refused or _DENIED.search(text[:2000])
+            tool.status = DENIED if refused else FAILED
             if "timed out" in text.lower():
                 tool.status = TIMED_OUT
         else:
