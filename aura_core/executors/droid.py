@@ -58,6 +58,9 @@ AUTONOMY = {"low": ["--auto", "low"], "medium": ["--auto", "medium"], "high": ["
             "unsafe": ["--skip-permissions-unsafe"], "readonly": [], "read-only": []}  # fmt: skip
 
 
+LOGIN_FILES = ("auth.v2.keyring", "auth.v2.loginkeychain", "auth.encrypted", "auth.json")
+
+
 class DroidExecutor(CliAgent):
     name: ClassVar[str] = "droid"
     binary: ClassVar[str] = "droid"
@@ -80,8 +83,12 @@ class DroidExecutor(CliAgent):
     def factory_login(self) -> bool:
         if super().has_credentials():
             return True
+        # where `droid` 0.225 saves a login (read from its binary): an encrypted file with its
+        # key beside it, a keyring marker, or the older auth.encrypted / auth.json
         home = Path.home() / ".factory"
-        return any((home / f).is_file() for f in ("auth.json", "auth.v2.file", "credentials.json"))
+        if (home / "auth.v2.file").is_file():
+            return (home / "auth.v2.key").is_file()
+        return any((home / f).exists() for f in LOGIN_FILES)
 
     def build_launch(self, request: RunRequest) -> LaunchSpec:
         o = request.options

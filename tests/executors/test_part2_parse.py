@@ -341,6 +341,13 @@ def test_availability_of_a_present_cli(tmp_path: Path, monkeypatch: pytest.Monke
     row = get_executor("droid").availability()
     assert row.found and row.version == "0.225.2" and row.path == str(fake)
     assert row.missing and "FACTORY_API_KEY" in row.missing[0]  # no key, no login, no models
+    # a login saved by `droid` (its encrypted file needs its key beside it) counts
+    factory = Path.home() / ".factory"
+    factory.mkdir(exist_ok=True)
+    (factory / "auth.v2.file").write_text("x")
+    assert get_executor("droid").availability().missing
+    (factory / "auth.v2.key").write_text("k")
+    assert not get_executor("droid").availability().missing
 
 
 def test_custom_endpoint_without_url_is_a_clear_error(tmp_path: Path) -> None:
