@@ -28,11 +28,11 @@ from typing import Any
 from aura_core import __version__
 from aura_core.executors.agent_cli import Level, permission_level
 from aura_core.executors.base import (
-    ApprovalDecision,
     ApprovalRequest,
     Approver,
     LaunchSpec,
     RunRequest,
+    ask_person,
 )
 from aura_core.executors.duplex import ID_PREFIX, AgentGone, JsonRpcRun, RpcError
 from aura_core.executors.entries import (
@@ -140,10 +140,7 @@ class Policy:
                 options=[as_str(o.get("kind")) for o in options],
                 agent=self.agent,
             )
-            try:
-                decision = self.approver(req)
-            except Exception as exc:  # a broken prompt must not approve anything
-                decision = ApprovalDecision(False, f"approval failed: {exc}")
+            decision = ask_person(self.approver, req)
             if decision.approve:
                 order = ("allow_always", "allow_once") if decision.always else ("allow_once",)
                 choice = pick(*order, "allow_always")

@@ -39,6 +39,14 @@ class ApprovalDecision:
 Approver = Callable[[ApprovalRequest], ApprovalDecision]
 
 
+def ask_person(approver: Approver, request: ApprovalRequest) -> ApprovalDecision:
+    """The person's answer; a broken prompt (closed terminal, dead modal) approves nothing."""
+    try:
+        return approver(request)
+    except Exception as exc:
+        return ApprovalDecision(False, f"approval failed: {exc}")
+
+
 class RunMode(StrEnum):
     initial = "initial"
     follow_up = "follow_up"

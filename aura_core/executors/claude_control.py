@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aura_core.executors.base import ApprovalDecision, ApprovalRequest, Approver, LaunchSpec
+from aura_core.executors.base import ApprovalRequest, Approver, LaunchSpec, ask_person
 from aura_core.executors.duplex import ID_PREFIX, AgentGone, DuplexRun
 from aura_core.executors.entries import as_dict, as_list, as_str, describe_action
 
@@ -124,10 +124,7 @@ class ClaudeControlRun(DuplexRun):
             details=tool_input,
             agent="claude",
         )
-        try:
-            decision = self.approver(question)
-        except Exception as exc:  # a broken prompt must not approve anything
-            decision = ApprovalDecision(False, f"approval failed: {exc}")
+        decision = ask_person(self.approver, question)
         if not decision.approve:
             reason = decision.reason or "the person denied this tool call"
             return {"behavior": "deny", "message": reason}
