@@ -711,6 +711,11 @@ class BoardScreen(Screen[None]):
             )
         except Exception as exc:
             self.notify(f"Could not create the task: {exc}", severity="error")
+            if "title" in data and "options_text" in data:  # typed in the form: nothing is lost
+                from aura_tui.screens.new_task import NewTaskScreen
+
+                form = NewTaskScreen(service, prefill=data)
+                self.app.push_screen(form, self._new_task_done)
             return
         self._follow = task.id
         self.update_tasks({task.id})

@@ -121,8 +121,9 @@ class NewTaskScreen(ModalScreen[NewTask | None]):
         if not isinstance(executor, str):
             self.notify("Choose an agent.", severity="warning")
             return
+        options_text = self.query_one("#options", Input).value
         try:
-            options = parse_options(self.query_one("#options", Input).value)
+            options = parse_options(options_text)
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -138,6 +139,9 @@ class NewTaskScreen(ModalScreen[NewTask | None]):
                 "options": options,
                 "review": self.query_one("#review", Checkbox).value,
                 "start": self.query_one("#start", Checkbox).value,
+                # the form as typed, to reopen it if the task cannot be created
+                "repo": repo,
+                "options_text": options_text,
             }
         )
 

@@ -135,3 +135,45 @@ async def test_review_loop_end_to_end(repo: Path, tmp_path: Path) -> None:
     finally:
         runtime.shutdown(stop_running=True)
         store.close()
+
+
+async def test_a_task_that_cannot_be_created_reopens_the_form_as_typed(tmp_path: Path) -> None:
+    """The real Runtime refuses a folder that is not a git repository: the error is shown and
+    the form comes back with everything typed, so the person can fix the one field."""
+    store = SqliteStore(tmp_path / "aura.db")
+    runtime = Runtime(store, AuraConfig(), data_dir=str(tmp_path / "data"))
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    service = AuraService(store, runtime, executors=lambda: list(EXECUTORS), repo=str(plain))
+    app = make_app(service=service)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            await pilot.press("n")
+            await settle(app, pilot)
+            await pilot.press(*"Keep me")
+            await pilot.press("tab")
+            await pilot.press(*"a long prompt I do not want to type again")
+            form = app.screen
+            assert isinstance(form, NewTaskScreen)
+            form.query_one("#options").value = "yolo=true"
+            await pilot.press("ctrl+s")
+            await settle(app, pilot)
+            again = app.screen
+            assert isinstance(again, NewTaskScreen) and again is not form
+            assert again.query_one("#title").value == "Keep me"
+            assert again.query_one("#prompt").text == "a long prompt I do not want to type again"
+            assert again.query_one("#options").value == "yolo=true"
+            assert again.query_one("#repo").value == str(plain)
+            assert store.list_tasks() == []
+            # fixing the folder creates it
+            repo = tmp_path / "repo"
+            repo.mkdir()
+            git(repo, "init", "-q")
+            again.query_one("#repo").value = str(repo)
+            await pilot.press("ctrl+s")
+            await settle(app, pilot)
+            (task,) = store.list_tasks()
+            assert task.title == "Keep me" and task.repos == [str(repo)]
+    finally:
+        runtime.shutdown()
