@@ -127,6 +127,10 @@ class BoardScreen(Screen[None]):
         self.query_one("#filter", Input).display = False
         self.query_one("#empty-state", Static).display = False
         self.query_one("#board-hint", Static).display = False
+        # the mouse (wheel, shift+wheel, scrollbar) scrolls the board sideways too: keep the
+        # line naming the columns off either edge true to what is on screen
+        board = self.query_one("#board", HorizontalScroll)
+        self.watch(board, "scroll_x", self._board_scrolled, init=False)
         self.refresh_board()
         problem = self.aura.service.repo_problem
         if problem is not None and self._cards:
@@ -427,8 +431,27 @@ class BoardScreen(Screen[None]):
         sx = max(0, min(sx, max(0, total - view)))
         self._scroll_x = sx
         self.query_one("#board", HorizontalScroll).scroll_to(x=sx, animate=False, force=True)
-        before = [c for c, start in zip(cols, starts, strict=True) if start < sx]
-        after = [c for c, start in zip(cols, starts, strict=True) if start + _width(c) > sx + view]
+        self._hint_at(sx)
+
+    def _board_scrolled(self, scroll_x: float) -> None:
+        sx = round(scroll_x)
+        if sx != self._scroll_x:
+            self._scroll_x = sx
+            self._hint_at(sx)
+
+    def _hint_at(self, sx: int) -> None:
+        cols = self.visible_columns
+        view = self.app.size.width
+        before: list[Column] = []
+        after: list[Column] = []
+        x = 0
+        for col in cols:
+            width = _width(col)
+            if x < sx:
+                before.append(col)
+            if x + width > sx + view:
+                after.append(col)
+            x += width
         self._update_hint(before, after)
 
     def _update_hint(self, before: list[Column], after: list[Column]) -> None:

@@ -4,6 +4,7 @@ sideways, the worker filter, the lost-worker badge, the empty state, stderr mark
 from __future__ import annotations
 
 import pytest
+from textual import events
 
 from aura_core.contracts import SessionStatus
 from aura_core.store.memory import MemoryStore
@@ -282,3 +283,23 @@ def test_card_class_for_lost_worker() -> None:
     card = Card(clock=clock)
     card.show(CardInfo(task, "failed", "worker w lost"))
     assert card.has_class("-lost")
+
+
+async def test_scrolling_sideways_with_the_mouse_updates_the_off_screen_line() -> None:
+    app = make_app(seven_columns())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        hint = app.screen.query_one("#board-hint")
+        assert "←" not in str(hint.render()) and "→" in str(hint.render())
+        board = app.screen.query_one("#board")
+        for _ in range(30):  # shift+wheel, as a mouse scrolls a board sideways
+            board.post_message(
+                events.MouseScrollDown(board, 10, 5, 0, 0, 0, shift=True, meta=False, ctrl=False)
+            )
+        await pilot.pause(0.3)
+        assert board.scroll_x > 0
+        line = str(hint.render())
+        assert "←" in line, line  # columns now off the left edge are named
+        board.scroll_home(animate=False)
+        await pilot.pause()
+        assert "←" not in str(hint.render())
