@@ -6,6 +6,9 @@ so the stored transcript is the whole conversation. Requests that need an answer
 (permissions) are answered from plain threads while the runner drains lines; `wait_shown` lets the
 runner show the request before the person is asked.
 
+LineQueue is the AgentRun half on its own (the queue the runner drains, `note`, `wait_shown`),
+for clients that talk to an agent some other way (opencode's HTTP server).
+
 JsonRpcRun adds JSON-RPC 2.0 on top: our requests carry string ids `aura-N`, so in the transcript
 a response with an `aura-` id answers us and any other response is ours to the agent.
 """
@@ -52,34 +55,16 @@ class StdioProcess(ProcessRun):
         pass
 
 
-class DuplexRun:
-    """One turn with an agent over its stdio. Subclasses write `_converse` (returns the exit
-    code) and `_dispatch` (sees each agent line with its sequence number)."""
+class LineQueue:
+    """The lines a run hands the runner, in order: `_emit` queues one (any thread), `batches`
+    drains them until `_close_lines`; `wait_shown` waits until the runner has taken a line."""
 
-    def __init__(self, spec: LaunchSpec, cwd: Path, env: dict[str, str]) -> None:
-        self.spec = spec
-        self.cwd = Path(cwd)
-        self.interrupted = False
-        self._code: int | None = None
+    def __init__(self) -> None:
         self._q: queue.Queue[RawLine | None] = queue.Queue()
         self._queued = 0
         self._consumed = 0
         self._shown = threading.Condition()
-        self._write_lock = threading.Lock()
-        self._gone = threading.Event()
-        launch = LaunchSpec(argv=spec.argv, env=spec.env, stdin=b"", warnings=spec.warnings)
-        self.proc = StdioProcess(launch, self.cwd, env)
-        self.pid: int | None = self.proc.pid
-        self.pgid: int | None = self.proc.pgid
 
-    def start_threads(self, name: str) -> None:
-        """Called last by subclasses' __init__, once their own state exists."""
-        self._reader = threading.Thread(target=self._read, name=f"{name}-read", daemon=True)
-        self._reader.start()
-        self._driver = threading.Thread(target=self._drive, name=f"{name}-drive", daemon=True)
-        self._driver.start()
-
-    # -- AgentRun ---------------------------------------------------------------------------
     def batches(self, tick: float = 0.2) -> Iterator[list[RawLine]]:
         done = False
         while not done:
@@ -104,6 +89,57 @@ class DuplexRun:
                 self._consumed += taken
                 self._shown.notify_all()
 
+    def _emit(self, stream: str, data: bytes) -> int:
+        with self._shown:
+            self._queued += 1
+            seq = self._queued
+        self._q.put((stream, data))
+        return seq
+
+    def _close_lines(self) -> None:
+        """No more lines: `batches` ends once the runner has taken those queued."""
+        self._q.put(None)
+
+    def note(self, text: str) -> None:
+        """A line from aura itself, kept in the log as a system line."""
+        self._emit("system", text.encode())
+
+    def wait_shown(self, seq: int) -> None:
+        """Let the runner show line `seq` (say a pending_approval entry) before going on."""
+        deadline = time.monotonic() + SHOWN_WAIT_S
+        with self._shown:
+            while self._consumed < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._shown.wait(left)
+
+
+class DuplexRun(LineQueue):
+    """One turn with an agent over its stdio. Subclasses write `_converse` (returns the exit
+    code) and `_dispatch` (sees each agent line with its sequence number)."""
+
+    def __init__(self, spec: LaunchSpec, cwd: Path, env: dict[str, str]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.cwd = Path(cwd)
+        self.interrupted = False
+        self._code: int | None = None
+        self._write_lock = threading.Lock()
+        self._gone = threading.Event()
+        launch = LaunchSpec(argv=spec.argv, env=spec.env, stdin=b"", warnings=spec.warnings)
+        self.proc = StdioProcess(launch, self.cwd, env)
+        self.pid: int | None = self.proc.pid
+        self.pgid: int | None = self.proc.pgid
+
+    def start_threads(self, name: str) -> None:
+        """Called last by subclasses' __init__, once their own state exists."""
+        self._reader = threading.Thread(target=self._read, name=f"{name}-read", daemon=True)
+        self._reader.start()
+        self._driver = threading.Thread(target=self._drive, name=f"{name}-drive", daemon=True)
+        self._driver.start()
+
+    # -- AgentRun ---------------------------------------------------------------------------
     def wait(self) -> int:
         self._driver.join()
         code = self.proc.wait()
@@ -115,17 +151,6 @@ class DuplexRun:
         self.proc.interrupt()
 
     # -- lines ------------------------------------------------------------------------------
-    def _emit(self, stream: str, data: bytes) -> int:
-        with self._shown:
-            self._queued += 1
-            seq = self._queued
-        self._q.put((stream, data))
-        return seq
-
-    def note(self, text: str) -> None:
-        """A line from aura itself, kept in the log as a system line."""
-        self._emit("system", text.encode())
-
     def _read(self) -> None:
         try:
             for batch in self.proc.batches():
@@ -136,7 +161,7 @@ class DuplexRun:
         finally:
             self._gone.set()
             self._agent_gone()
-            self._q.put(None)
+            self._close_lines()
 
     def _dispatch(self, data: bytes, seq: int) -> None:
         raise NotImplementedError
@@ -150,28 +175,22 @@ class DuplexRun:
         if stdin is None or self._gone.is_set():
             raise AgentGone("the agent's input is closed")
         with self._write_lock:
+            # logged before it is written: the agent may answer before write() returns, and its
+            # answer must come after our line in the transcript (a denial, then the agent's
+            # "failed" update for that tool, not the other way round)
+            self._emit("stdout", line)
             try:
                 stdin.write(line + b"\n")
                 stdin.flush()
             except (BrokenPipeError, OSError, ValueError) as exc:
+                self.note(f"{self.label}: the line above was not delivered: {exc}")
                 raise AgentGone(f"could not write to the agent: {exc}") from None
-            self._emit("stdout", line)
 
     def close_input(self) -> None:
         stdin = self.proc.proc.stdin
         with self._write_lock, contextlib.suppress(OSError, ValueError):
             if stdin is not None:
                 stdin.close()
-
-    def wait_shown(self, seq: int) -> None:
-        """Let the runner show line `seq` (say a pending_approval entry) before going on."""
-        deadline = time.monotonic() + SHOWN_WAIT_S
-        with self._shown:
-            while self._consumed < seq:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                self._shown.wait(left)
 
     # -- the conversation ----------------------------------------------------------------------
     def _drive(self) -> None:

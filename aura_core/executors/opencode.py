@@ -5,11 +5,15 @@ Verified against opencode-ai 1.18.33. The prompt is the message positional (afte
 leading `-` is safe). `--model` must be `provider/model`. Settings (see settings.py): `variant`
 (provider reasoning effort), `agent` (build, plan, or your own), `url` or `host` + `port` to
 attach to a running `opencode serve` (the run then happens in that server), `config` (a config
-file, as OPENCODE_CONFIG), `transport=acp`. Permission levels: `--force` / `--yolo` add `--auto`
-(approve what is not explicitly denied); the default keeps opencode's own rules (edits and
-commands allowed unless configured otherwise); review / `--auto-approve false` runs the read-only
-`plan` agent unless an agent is set. Resume: `-s ID`; over ACP `session/load` (works after a
-restart). Supervised mode uses ACP with OPENCODE_PERMISSION asking for edit, bash and webfetch.
+file, as OPENCODE_CONFIG), `transport=acp` or `transport=server` (opencode_server.py: aura
+starts `opencode serve`, or attaches to `url` / `host` + `port`, and drives its HTTP API).
+Permission levels: `--force` / `--yolo` add `--auto` (approve what is not explicitly denied);
+the default keeps opencode's own rules (edits and commands allowed unless configured otherwise);
+review / `--auto-approve false` runs the read-only `plan` agent unless an agent is set. Resume:
+`-s ID`; over ACP `session/load` (works after a restart); over the server `GET /session/{id}`.
+Supervised mode uses the server transport (unless `transport` says otherwise): OPENCODE_PERMISSION
+and the session's rules ask for edit, bash and webfetch, and each `permission.asked` event goes
+to the person.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aura_core.executors.acp import DualNormalizer, start_acp, wants_acp
+from aura_core.executors.acp import DualNormalizer, Policy, start_acp, wants_acp
 from aura_core.executors.agent_cli import CliAgent, Level, permission_level
 from aura_core.executors.base import AgentRun, LaunchSpec, RunRequest
 from aura_core.executors.entries import (
@@ -136,13 +140,52 @@ class OpencodeExecutor(CliAgent):
             argv=argv, env=self._env(request, acp=True), warnings=self.common_warnings(o)
         )
 
+    def build_serve_launch(self, request: RunRequest) -> LaunchSpec:
+        o = request.options
+        argv = [*self.program(request), "serve", "--hostname", "127.0.0.1", "--port", "0"]
+        return LaunchSpec(
+            argv=[*argv, *o.params],
+            env=self._env(request, acp=True),
+            warnings=self.common_warnings(o),
+        )
+
     def start(self, request: RunRequest) -> AgentRun:  # type: ignore[override]
+        transport = (setting(request, "transport") or "").lower()
+        if transport == "server" or (not transport and approver_of(request) is not None):
+            return self.start_server(request)
         if wants_acp(request):
             return start_acp(self.name, self.build_acp_launch(request), request)
         return super().start(request)
 
+    def start_server(self, request: RunRequest) -> AgentRun:
+        from aura_core.executors.opencode_server import ASK_RULES, OpencodeServerRun
+
+        level = permission_level(request)
+        approver = approver_of(request)
+        agent = setting(request, "agent")
+        if level == Level.read_only and approver is None and not agent:
+            agent = "plan"
+        url = self.attach_url(request)
+        spec = None if url else self.build_serve_launch(request)
+        return OpencodeServerRun(
+            Path(request.cwd),
+            prompt=request.full_prompt,
+            policy=Policy(approver=approver, allow=level >= Level.workspace, agent=self.name),
+            spec=spec,
+            env=request.env,
+            url=url,
+            resume_id=request.resume_id,
+            model=request.model,
+            agent=agent,
+            variant=setting(request, "variant"),
+            rules=ASK_RULES if approver is not None or level == Level.read_only else None,
+            warnings=self.common_warnings(request.options),
+        )
+
     def normalizer(self) -> DualNormalizer:
-        return DualNormalizer(OpencodeNormalizer(), "opencode")
+        from aura_core.executors.opencode_server import OpencodeTranscripts
+
+        return OpencodeTranscripts()
 
 
 def opencode_action(tool: str, inp: Any) -> Action:
@@ -182,7 +225,7 @@ class OpencodeNormalizer(JsonlNormalizer):
     """opencode `run --format json`: step_start, text, reasoning, tool_use, step_finish, error."""
 
     agent = "opencode"
-    stderr_ignore = (re.compile(r"^\s*$"),)
+    stderr_ignore: ClassVar[tuple[re.Pattern[str], ...]] = (re.compile(r"^\s*$"),)
 
     def __init__(self) -> None:
         super().__init__()

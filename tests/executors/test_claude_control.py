@@ -217,7 +217,7 @@ def test_the_board_is_asked_and_its_answer_reaches_claude(
 
     require("claude")
     server = make_model_server([Shell("git init -q fromboard"), Text("Board approved.")])
-    env, repo = setup(server, isolated_home, tmp_path)
+    _env, repo = setup(server, isolated_home, tmp_path)
     (repo / "README.md").write_text("hi\n")
     subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",

@@ -231,10 +231,10 @@ def test_supervised_mode_on_a_tty(tmp_path: Path, fake_env: dict[str, str]) -> N
     assert child.exitstatus == 0
     assert not (repo / "approved.txt").exists()
     res = aura("session", "latest", env=fake_env)
-    # the denial and its reason are in the log; the tool line's mark is checked in the parser
-    # tests (once, under load in CI, it re-rendered as failed: see the issue note)
+    # the denial and its reason are in the log, and the tool stays denied: our answer is logged
+    # before it is written, so the agent's "failed" update for the tool always comes after it
     assert "denied $ echo hi > approved.txt: not on a Friday" in res.stdout
-    assert "$ echo hi > approved.txt" in res.stdout.split("denied $ echo hi")[0]
+    assert "⊘ $ echo hi > approved.txt [denied]" in res.stdout, res.stdout
     raw = aura("session", "latest", "--raw", env=fake_env).stdout
     assert '"reason":"not on a Friday"' in raw  # the answer is in the transcript
 
