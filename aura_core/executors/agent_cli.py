@@ -66,6 +66,8 @@ class CliAgent:
     npm_package: ClassVar[str] = ""
     key_env: ClassVar[tuple[str, ...]] = ()  # any one of these set means a key is there
     login_hint: ClassVar[str] = ""
+    # the agent can ask before a tool runs (a protocol aura answers): supervised mode works
+    asks_permissions: ClassVar[bool] = False
 
     @property
     def install_hint(self) -> str:
@@ -175,4 +177,9 @@ class CliAgent:
             out.append(f"--openai-endpoint means nothing to {self.name}; ignored")
         if options.refresh_model_cache:
             out.append(f"--refresh-model-cache means nothing to {self.name}; ignored")
+        if options.auto_approve is False and options.approver and not self.asks_permissions:
+            out.append(
+                f"{self.name} cannot ask before a tool runs: supervised mode runs it read-only "
+                "(claude, codex, opencode, qwen-code and copilot can ask)"
+            )
         return out

@@ -94,6 +94,7 @@ class ClaudeExecutor(CliAgent):
         "CLAUDE_CODE_USE_VERTEX",
     )
     login_hint: ClassVar[str] = "log in: run `claude` then /login, or set ANTHROPIC_API_KEY"
+    asks_permissions: ClassVar[bool] = True
 
     def has_credentials(self) -> bool:
         if super().has_credentials():

@@ -73,6 +73,7 @@ class CopilotExecutor(CliAgent):
         "log in: run `copilot login`, set GH_TOKEN, or use a model provider "
         "(COPILOT_PROVIDER_BASE_URL)"
     )
+    asks_permissions: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._session_id: str | None = None

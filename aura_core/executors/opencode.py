@@ -74,6 +74,7 @@ class OpencodeExecutor(CliAgent):
         "log in: run `opencode auth login`, set a provider key, or configure a provider in "
         "opencode.json"
     )
+    asks_permissions: ClassVar[bool] = True
 
     def has_credentials(self) -> bool:
         if super().has_credentials():

@@ -43,6 +43,7 @@ class QwenCodeExecutor(CliAgent):
     login_hint: ClassVar[str] = (
         "log in: run `qwen` and choose an auth method, or set OPENAI_API_KEY (with OPENAI_BASE_URL)"
     )
+    asks_permissions: ClassVar[bool] = True
 
     def has_credentials(self) -> bool:
         if super().has_credentials():

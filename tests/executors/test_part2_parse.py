@@ -355,3 +355,19 @@ def test_custom_endpoint_without_url_is_a_clear_error(tmp_path: Path) -> None:
     request = RunRequest(session_id="s", prompt="hi", cwd=tmp_path)
     with pytest.raises(SetupRequired, match="--openai-endpoint"):
         executor.start(request)
+
+
+@pytest.mark.parametrize("name", ["droid", "amp", "cursor-agent", "gemini"])
+def test_supervised_mode_says_when_an_agent_cannot_ask(name: str, tmp_path: Path) -> None:
+    def never(request: ApprovalRequest) -> ApprovalDecision:
+        raise AssertionError("nothing to ask")
+
+    options = RunOptions(auto_approve=False, approver=never)
+    executor: Any = get_executor(name, options)
+    request = RunRequest(
+        session_id="s", prompt="hi", cwd=tmp_path, executable="/bin/true", options=options
+    )
+    spec = executor.build_launch(request)
+    assert any("cannot ask before a tool runs" in w for w in spec.warnings), spec.warnings
+    # and the run is read-only: no flag that lets it edit or run unasked
+    assert not {"--yolo", "--force", "--dangerously-allow-all", "--auto"} & set(spec.argv)
