@@ -1,11 +1,20 @@
-"""Codex: `codex exec --json --skip-git-repo-check [-m M] [-s MODE] -- PROMPT`.
+"""Codex: `codex exec --json --skip-git-repo-check [-m M] [-s MODE] -- PROMPT`, or, in supervised
+mode, the long-lived `codex app-server` JSON-RPC peer.
 
 Verified against @openai/codex 0.169.0. Resume is `codex exec [same flags] resume THREAD_ID --
 PROMPT` (exec-level flags may stand before `resume`; `-s` is not accepted after it). `codex exec`
 never asks for approval, so the permission levels are sandbox modes: read-only (review,
-`--auto-approve false`), workspace-write (the default, also for `--force`), and
-`--dangerously-bypass-approvals-and-sandbox` for `--yolo`. `--openai-endpoint URL` becomes a
+`--auto-approve false` with nobody to ask), workspace-write (the default, also for `--force`),
+and `--dangerously-bypass-approvals-and-sandbox` for `--yolo`. `--openai-endpoint URL` becomes a
 custom Responses-API provider given with `-c` flags (codex ignores OPENAI_BASE_URL).
+
+`codex app-server` (codex_app_server.py) is used instead when a person can answer approval
+requests (`--auto-approve false` with an approver: the TTY prompt of `aura run`, the board's
+modal), or when the `transport` setting is `app-server` (`--var AURA_TRANSPORT=app-server`;
+`exec` forces exec). There codex runs with approval policy `untrusted` in the workspace-write
+sandbox and asks before commands, and each answer (approve, approve for the session, deny with a
+reason) goes back to it; resume is `thread/resume` of the same thread id. The same `-c` provider
+flags apply. `normalizer()` reads sessions of either transport.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aura_core.executors.agent_cli import CliAgent, Level, permission_level
-from aura_core.executors.base import LaunchSpec, RunRequest
+from aura_core.executors.base import AgentRun, LaunchSpec, RunRequest
 from aura_core.executors.entries import (
     CREATED,
     DENIED,
@@ -70,6 +79,7 @@ class CodexExecutor(CliAgent):
     npm_package: ClassVar[str] = "@openai/codex"
     key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY", "CODEX_API_KEY")
     login_hint: ClassVar[str] = "log in: run `codex login`, or set OPENAI_API_KEY"
+    asks_permissions: ClassVar[bool] = True
 
     def has_credentials(self) -> bool:
         if super().has_credentials():
@@ -107,8 +117,31 @@ class CodexExecutor(CliAgent):
         argv += ["--", request.full_prompt]
         return LaunchSpec(argv=argv, env=env, warnings=warnings)
 
+    def build_app_server_launch(self, request: RunRequest) -> LaunchSpec:
+        """`codex app-server` (stdio); model, sandbox and approval policy go in thread/start."""
+        o = request.options
+        argv = [*self.program(request), "app-server"]
+        warnings = self.common_warnings(o, endpoint_ok=True)
+        if o.openai_endpoint:
+            key = next((k for k in ("OPENAI_API_KEY",) if o.vars.get(k) or os.environ.get(k)), None)
+            argv += provider_flags(o.openai_endpoint.rstrip("/"), env_key=key)
+        if o.trust:
+            warnings.append("--trust: codex app-server has no trust flag; ignored")
+        argv += o.params
+        return LaunchSpec(argv=argv, env=self.base_env(request), warnings=warnings)
+
+    def start(self, request: RunRequest) -> AgentRun:  # type: ignore[override]
+        from aura_core.executors.codex_app_server import start_app_server, wants_app_server
+
+        if wants_app_server(request):
+            return start_app_server(self, request)
+        return super().start(request)
+
     def normalizer(self) -> CodexNormalizer:
-        return CodexNormalizer()
+        """Reads `codex exec --json` and `codex app-server` transcripts alike."""
+        from aura_core.executors.codex_app_server import CodexAppServerNormalizer
+
+        return CodexAppServerNormalizer()
 
 
 _WRAPPED = re.compile(r"^\s*(?:\S*/)?(?:bash|sh|zsh|dash) -[il]?c '([^']*)'\s*$")
