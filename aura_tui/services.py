@@ -190,6 +190,7 @@ class AuraService:
         self._live: dict[str, tuple[str, float | None]] = {}  # task id -> (status, started)
         self._reasons: dict[str, str] = {}
         self._diff_stats: dict[str, tuple[int, int]] = {}
+        self._stats_tried: set[str] = set()  # computed (or failed) since the task last changed
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks_cache: list[Task] | None = None
         if runtime is not None and hasattr(runtime, "subscribe"):
@@ -481,6 +482,30 @@ class AuraService:
                 self._diff_stats[task_id] = (data.additions, data.deletions)
         return data
 
+    def stats_wanted(self, cards: Iterable[CardInfo]) -> list[str]:
+        """Cards waiting for review whose +/- counts are not known yet (computed off the UI
+        thread by the board, once per change of the task)."""
+        if self.runtime is None or not hasattr(self.runtime, "diff"):
+            return []
+        with self._lock:
+            return [
+                c.id
+                for c in cards
+                if c.status == REVIEW and c.additions is None and c.id not in self._stats_tried
+            ]
+
+    def compute_diff_stats(self, task_id: str) -> bool:
+        """True when the counts are now known. Slow (reads the worktree): not on the UI thread."""
+        with self._lock:
+            if task_id in self._stats_tried:
+                return False
+            self._stats_tried.add(task_id)
+        try:
+            self.diff(task_id)
+        except Exception:  # no worktree (yet, or any more): the card just shows no counts
+            return False
+        return True
+
     def set_diff_stats(self, task_id: str, additions: int, deletions: int) -> None:
         with self._lock:
             self._diff_stats[task_id] = (additions, deletions)
@@ -558,6 +583,7 @@ class AuraService:
                 self._reasons[task_id] = ui.message
             elif ui.kind == "task_changed" and task_id:
                 self._diff_stats.pop(task_id, None)
+                self._stats_tried.discard(task_id)
 
 
 def log_page(store: Any, session_id: str, start: int, limit: int) -> list[tuple[int, str, str]]:

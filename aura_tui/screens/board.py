@@ -169,6 +169,7 @@ class BoardScreen(Screen[None]):
             self.cursor_col = next((i for i, c in enumerate(cols) if c.cards), 0)
         self._follow = None
         self._place_cursor()
+        self._want_stats(cards)
 
     def update_tasks(self, task_ids: set[str]) -> None:
         """Re-read only these tasks and redraw only the columns they left or joined."""
@@ -177,6 +178,7 @@ class BoardScreen(Screen[None]):
         current = self.current_card
         follow = self._follow or (current.id if current else None)
         dirty: set[str] = set()
+        infos: list[CardInfo] = []
         for task_id in task_ids:
             try:
                 task = service.task(task_id)
@@ -185,11 +187,27 @@ class BoardScreen(Screen[None]):
             info = None if task is None else service.card(task, running)
             dirty |= self._put(task_id, info)
             self._alert_transition(info)
+            if info is not None:
+                infos.append(info)
         self._show_columns(dirty)
         if follow is not None:
             self._focus_task(follow)
         self._follow = None
         self._place_cursor()
+        self._want_stats(infos)
+
+    def _want_stats(self, cards: list[CardInfo]) -> None:
+        wanted = self.aura.service.stats_wanted(cards)
+        if wanted:
+            self._compute_stats(wanted)
+
+    @work(thread=True, group="diff-stats")
+    def _compute_stats(self, task_ids: list[str]) -> None:
+        """Cards in review show their +/- counts without opening the diff first."""
+        service = self.aura.service
+        done = {task_id for task_id in task_ids if service.compute_diff_stats(task_id)}
+        if done and not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.update_tasks, done)
 
     def _column_for(self, info: CardInfo) -> str:
         col_id = info.task.column_id

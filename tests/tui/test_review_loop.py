@@ -84,6 +84,13 @@ async def test_review_loop_end_to_end(repo: Path, tmp_path: Path) -> None:
             await wait_state(app, pilot, runtime, task.id, CS.review)
             assert "needs review" in screen_text(app)
             assert app.screen.current_card.id == task.id
+            # the card counts the change before anyone opens the diff
+            for _ in range(50):
+                if app.screen.current_card.additions is not None:
+                    break
+                await settle(app, pilot)
+            assert app.screen.current_card.additions == 1
+            assert "+1 -0" in screen_text(app)
             # 3. the diff, a comment on the added line
             await pilot.press("d")
             await settle(app, pilot)
