@@ -175,7 +175,13 @@ class AuraApp(App[int]):
             elif ev.kind == "permission" and ev.permission is not None:
                 from aura_tui.screens.dialogs import PermissionScreen
 
-                self.push_screen(PermissionScreen(ev.permission), self._answer_permission)
+                task = self._task_or_none(ev.permission.task_id)
+                asking = PermissionScreen(
+                    ev.permission,
+                    who=task.executor if task else "",
+                    task_title=task.title if task else "",
+                )
+                self.push_screen(asking, self._answer_permission)
         if changed or started:
             self.service.invalidate()
         for screen in self.screen_stack:
@@ -191,12 +197,20 @@ class AuraApp(App[int]):
                 for sid, batch in patches.items():
                     screen.feed_patches(sid, batch)
 
-    def _answer_permission(self, answer: tuple[str, bool, str] | None) -> None:
+    def _task_or_none(self, task_id: str | None) -> Any:
+        if not task_id:
+            return None
+        try:
+            return self.service.task(task_id)
+        except Exception:  # deleted meanwhile: ask anyway
+            return None
+
+    def _answer_permission(self, answer: tuple[str, bool, str, bool] | None) -> None:
         if answer is None:
             return
-        request_id, approve, reason = answer
+        request_id, approve, reason, always = answer
         try:
-            self.service.answer_permission(request_id, approve, reason)
+            self.service.answer_permission(request_id, approve, reason, always=always)
         except Exception as exc:
             self.notify(str(exc), severity="error")
 

@@ -402,11 +402,16 @@ class AuraService:
         self.store.delete_task(task_id)
         self._emit(UiEvent("task_changed", task_id=task_id))
 
-    def answer_permission(self, request_id: str, approve: bool, reason: str = "") -> None:
+    def answer_permission(
+        self, request_id: str, approve: bool, reason: str = "", always: bool = False
+    ) -> None:
         answer = getattr(self.runtime, "answer_permission", None)
         if answer is None:
             raise RuntimeError("this runtime cannot answer permission requests")
-        answer(request_id, approve, reason)
+        if always:
+            answer(request_id, approve, reason, always=True)
+        else:
+            answer(request_id, approve, reason)
 
     def shutdown(self, stop_running: bool) -> None:
         if self._unsubscribe is not None:

@@ -1200,16 +1200,20 @@ class Runtime:
                     self._permissions.pop(request_id, None)
                 why = "the task was stopped" if cancelled or self._closing else "no answer"
                 return ApprovalDecision(approve=False, reason=why)
-        approve, reason = slot[0]
-        return ApprovalDecision(approve=approve, reason=reason or None)
+        approve, reason, always = slot[0]
+        return ApprovalDecision(approve=approve, reason=reason or None, always=always)
 
-    def answer_permission(self, request_id: str, approve: bool, reason: str = "") -> None:
+    def answer_permission(
+        self, request_id: str, approve: bool, reason: str = "", always: bool = False
+    ) -> None:
+        """The person's answer; `always` approves this kind of call for the rest of the
+        agent's session (where the agent's protocol can say so)."""
         with self._lock:
             waiting = self._permissions.pop(request_id, None)
         if waiting is None:
             raise RuntimeError_("that permission request is no longer waiting")
         answered, slot = waiting
-        slot.append((approve, reason))
+        slot.append((approve, reason, approve and always))
         answered.set()
 
     # ---- crash recovery ---------------------------------------------------------------------

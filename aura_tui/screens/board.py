@@ -598,15 +598,26 @@ class BoardScreen(Screen[None]):
 
     @work(thread=True, group="moves")
     def run_move(self, task_id: str, column_id: str, feedback: str | None) -> None:
+        self._move_now(task_id, column_id, feedback)
+
+    @work(thread=True, group="moves")
+    def run_moves(self, task_id: str, column_ids: list[str]) -> None:
+        """Several moves in order; stops at the first one the engine turns down."""
+        for column_id in column_ids:
+            if not self._move_now(task_id, column_id, None):
+                return
+
+    def _move_now(self, task_id: str, column_id: str, feedback: str | None) -> bool:
         service = self.aura.service
         try:
             decision = service.move(task_id, column_id, feedback=feedback)
         except Exception as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
-            return
+            return False
         if get_current_worker().is_cancelled:
-            return
+            return False
         self.app.call_from_thread(self._moved, task_id, decision)
+        return decision.ok
 
     def _moved(self, task_id: str, decision: MoveDecision) -> None:
         if not decision.ok:
@@ -774,10 +785,23 @@ class BoardScreen(Screen[None]):
         self.app.push_screen(TaskDetailScreen(task_id))
 
     def action_start(self) -> None:
+        """Start now, from Backlog too: `s` is an explicit command, so the card goes through
+        Ready on its way (a drag from Backlog straight to In Progress is still refused)."""
         card = self.current_card
-        if card is not None:
-            running = self.aura.service.board.column_for_state(CS.running).id
-            self.request_move(card.id, running)
+        if card is None:
+            return
+        board = self.aura.service.board
+        running = board.column_for_state(CS.running).id
+        if card.task.state is CS.backlog:
+            ready = board.column_for_state(CS.ready).id
+            decision = self.aura.service.check_move(card.id, ready)
+            if not decision.ok:
+                self.refuse(decision)
+                return
+            self._place_now(card.id, ready)
+            self.run_moves(card.id, [ready, running])
+            return
+        self.request_move(card.id, running)
 
     def action_cancel_task(self) -> None:
         card = self.current_card

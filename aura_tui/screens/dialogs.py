@@ -178,26 +178,36 @@ class CommentScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class PermissionScreen(ModalScreen[tuple[str, bool, str] | None]):
-    """An agent in supervised mode asks before acting: approve, or deny with a reason."""
+PermissionAnswer = tuple[str, bool, str, bool]  # request id, approve, reason, always
+
+
+class PermissionScreen(ModalScreen[PermissionAnswer | None]):
+    """An agent in supervised mode asks before acting: approve (once, or always for the rest
+    of its session), or deny with a reason that goes back to the agent."""
 
     BINDINGS = [
         Binding("y", "approve", "Approve", id="permission.approve"),
+        Binding("a", "always", "Always", id="permission.always"),
         Binding("n", "deny", "Deny", id="permission.deny"),
     ]
 
-    def __init__(self, request: PermissionRequest) -> None:
+    def __init__(self, request: PermissionRequest, *, who: str = "", task_title: str = "") -> None:
         super().__init__(classes="dialog-screen")
         self.request = request
+        self.who = who
+        self.task_title = task_title
         self._lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
+        who = self.who or "The agent"
+        where = f" on '{self.task_title}'" if self.task_title else ""
         with Vertical(classes="dialog dialog-wide"):
-            yield Label(f"Permission: {self.request.tool}", classes="dialog-title")
+            yield Label(f"{who}{where} asks to use {self.request.tool}", classes="dialog-title")
             yield Static(self.request.detail or "(no details)", classes="dialog-body", markup=False)
-            yield Input(placeholder="reason, if you deny", id="reason")
+            yield Input(placeholder="reason, if you deny (Enter denies)", id="reason")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Approve (y)", id="approve", variant="success")
+                yield Button("Always (a)", id="always")
                 yield Button("Deny (n)", id="deny", variant="error")
 
     def on_mount(self) -> None:
@@ -205,12 +215,16 @@ class PermissionScreen(ModalScreen[tuple[str, bool, str] | None]):
 
     @on(Button.Pressed, "#approve")
     def action_approve(self) -> None:
-        self.dismiss((self.request.request_id, True, ""))
+        self.dismiss((self.request.request_id, True, "", False))
+
+    @on(Button.Pressed, "#always")
+    def action_always(self) -> None:
+        self.dismiss((self.request.request_id, True, "", True))
 
     @on(Button.Pressed, "#deny")
     def action_deny(self) -> None:
         reason = self.query_one("#reason", Input).value.strip()
-        self.dismiss((self.request.request_id, False, reason))
+        self.dismiss((self.request.request_id, False, reason, False))
 
     @on(Input.Submitted, "#reason")
     def _reason_entered(self) -> None:

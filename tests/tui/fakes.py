@@ -150,8 +150,10 @@ class FakeRuntime:
             task, column_id, tasks_in_columns={}, git_clean=True, has_running_process=False
         )
 
-    def answer_permission(self, request_id: str, approve: bool, reason: str) -> None:
-        self.answers.append((request_id, approve, reason))
+    def answer_permission(
+        self, request_id: str, approve: bool, reason: str, always: bool = False
+    ) -> None:
+        self.answers.append((request_id, approve, reason, always))
 
     def shutdown(self, stop_running: bool) -> None:
         self.shutdowns.append(stop_running)

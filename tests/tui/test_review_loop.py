@@ -184,3 +184,25 @@ async def test_a_task_that_cannot_be_created_reopens_the_form_as_typed(tmp_path:
             assert task.title == "Keep me" and task.repos == [str(repo)]
     finally:
         runtime.shutdown()
+
+
+async def test_s_starts_a_backlog_task_through_ready(repo: Path, tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "aura.db")
+    runtime = Runtime(store, AuraConfig(), data_dir=str(tmp_path / "data"))
+    service = AuraService(store, runtime, executors=lambda: list(EXECUTORS), repo=str(repo))
+    task = service.add_task(
+        "Backlog job", "p", "custom", options={"base_command": "sh -c 'echo x > x.txt'"},
+        repos=[str(repo)],
+    )  # fmt: skip
+    assert task.state is CS.backlog
+    app = make_app(service=service)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(app, pilot)
+            assert app.screen.current_card.id == task.id
+            await pilot.press("s")
+            await wait_state(app, pilot, runtime, task.id, CS.review)
+            assert "Move refused" not in screen_text(app)
+            assert [f.path for f in runtime.diff(task.id).files] == ["x.txt"]
+    finally:
+        runtime.shutdown()

@@ -334,16 +334,23 @@ async def test_permission_request_modal_approve_and_deny() -> None:
             }
         )
         await wait_for_screen(app, pilot, PermissionScreen)
-        assert "rm -rf build" in screen_text(app)
+        text = screen_text(app)
+        assert "rm -rf build" in text
+        assert "custom on 'Supervised' asks to use bash" in text, text
         await pilot.press("y")
         await pilot.pause()
-        assert runtime.answers == [("r1", True, "")]
+        assert runtime.answers == [("r1", True, "", False)]
         runtime.emit({"kind": "permission", "task_id": task.id, "request_id": "r2", "tool": "bash"})
         await wait_for_screen(app, pilot, PermissionScreen)
         app.screen.query_one("#reason").value = "not now"
         await pilot.press("n")
         await pilot.pause()
-        assert runtime.answers[-1] == ("r2", False, "not now")
+        assert runtime.answers[-1] == ("r2", False, "not now", False)
+        runtime.emit({"kind": "permission", "task_id": task.id, "request_id": "r3", "tool": "bash"})
+        await wait_for_screen(app, pilot, PermissionScreen)
+        await pilot.press("a")
+        await pilot.pause()
+        assert runtime.answers[-1] == ("r3", True, "", True)
 
 
 async def test_quit_with_running_tasks_asks() -> None:

@@ -28,9 +28,9 @@ def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     return rt
 
 
-@pytest.mark.parametrize("approve", [True, False])
+@pytest.mark.parametrize(("approve", "always"), [(True, False), (True, True), (False, False)])
 def test_permission_request_is_asked_and_answered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, approve: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, approve: bool, always: bool
 ) -> None:
     rt = _runtime(tmp_path, monkeypatch)
     repo = make_repo(tmp_path / "repo")
@@ -39,7 +39,9 @@ def test_permission_request_is_asked_and_answered(
     def on_event(event: RuntimeEvent) -> None:
         if event.kind == "permission":
             asked.append(event)
-            rt.answer_permission(event.request_id, approve, "" if approve else "not today")
+            rt.answer_permission(
+                event.request_id, approve, "" if approve else "not today", always=always
+            )
 
     rt.subscribe(on_event)
     task = rt.add_task(
@@ -55,5 +57,7 @@ def test_permission_request_is_asked_and_answered(
     log = "\n".join(line.text for line in rt.store.read_log(session.id))
     if not approve:
         assert "not today" in log
+    chosen = '"optionId":"always"' if always else '"optionId":"yes"'
+    assert (chosen in log) is approve  # "always" reaches the agent as its allow_always option
     with pytest.raises(RuntimeError_, match="no longer waiting"):
         rt.answer_permission(asked[0].request_id, True)
