@@ -25,6 +25,7 @@ IDLE = "idle"
 QUEUED = "queued"
 RUNNING = "running"
 WAITING = "waiting"  # waiting for a permission answer
+EXECUTORS_TTL_S = 60.0  # how long the new-task form trusts the last agent probe
 REVIEW = "review"  # needs the person's review
 FAILED = "failed"
 DONE = "done"
@@ -191,6 +192,8 @@ class AuraService:
         self._reasons: dict[str, str] = {}
         self._diff_stats: dict[str, tuple[int, int]] = {}
         self._stats_tried: set[str] = set()  # computed (or failed) since the task last changed
+        self._probe_lock = threading.Lock()
+        self._choices: tuple[float, list[ExecutorChoice]] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks_cache: list[Task] | None = None
         if runtime is not None and hasattr(runtime, "subscribe"):
@@ -515,25 +518,27 @@ class AuraService:
         with self._lock:
             self._diff_stats[task_id] = (additions, deletions)
 
-    def executors(self) -> list[ExecutorChoice]:
+    def executors(self, *, fresh: bool = False) -> list[ExecutorChoice]:
+        """Every agent and whether it can run here (slow: run it off the UI thread). Kept for a
+        minute, so the new-task form opens with the list the board fetched when it started."""
         if self._executors is not None:
             return self._executors()
-        from aura_core.executors.base import SetupRequired
-        from aura_core.executors.registry import EXECUTOR_NAMES, get_executor
+        with self._probe_lock:  # one probe at a time; a second caller gets its result
+            now = time.monotonic()
+            if self._choices and not fresh and now - self._choices[0] < EXECUTORS_TTL_S:
+                return list(self._choices[1])
+            choices = self._probe_executors()
+            self._choices = (time.monotonic(), choices)
+            return list(choices)
+
+    def _probe_executors(self) -> list[ExecutorChoice]:
+        from aura_tui.commands.doctor import collect
 
         out = []
-        for name in EXECUTOR_NAMES:
-            try:
-                avail = get_executor(name).availability()
-            except SetupRequired as exc:
-                out.append(ExecutorChoice(name, False, str(exc)))
-                continue
-            except Exception as exc:
-                out.append(ExecutorChoice(name, False, f"probe failed: {exc}"))
-                continue
+        for avail in collect(config=getattr(self.runtime, "config", None)):
             ready = bool(avail.found and not avail.missing)
-            note = "; ".join(avail.missing) or (avail.version or "")
-            out.append(ExecutorChoice(name, ready, note))
+            note = "; ".join(avail.missing) or (avail.version or avail.note or "")
+            out.append(ExecutorChoice(avail.name, ready, note))
         return out
 
     # --- settings -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from aura_core.executors.base import (
     RunRequest,
     SetupRequired,
 )
+from aura_core.executors.versions import remembered_version
 
 if TYPE_CHECKING:
     from aura_core.executors.process import ProcessRun
@@ -121,7 +122,7 @@ class CliAgent:
                 missing=[f"install: {self.install_hint}"],
                 note=where,
             )
-        version = self.version(path)
+        version = remembered_version(path, self.version)
         missing = [] if self.has_credentials() else [self.login_hint]
         return Availability(
             name=self.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -16,18 +17,21 @@ def collect(overrides: dict[str, str] | None = None, config: Any = None) -> list
     from aura_core.executors.registry import configured_names
 
     overrides = overrides or {}
-    rows = []
-    for name in [*EXECUTOR_NAMES, *configured_names(config)]:
+
+    def probe(name: str) -> Availability:
         try:
             executor = get_executor(name, config=config)
         except SetupRequired as exc:
-            rows.append(Availability(name=name, found=False, missing=[str(exc)]))
-            continue
+            return Availability(name=name, found=False, missing=[str(exc)])
         try:
-            rows.append(executor.availability(overrides.get(name)))
+            return executor.availability(overrides.get(name))
         except Exception as exc:  # a broken probe must not hide the other executors
-            rows.append(Availability(name=name, found=False, missing=[f"probe failed: {exc}"]))
-    return rows
+            return Availability(name=name, found=False, missing=[f"probe failed: {exc}"])
+
+    names = [*EXECUTOR_NAMES, *configured_names(config)]
+    # each probe mostly waits for a `--version` child: ask them all at once
+    with ThreadPoolExecutor(max_workers=min(8, len(names) or 1)) as pool:
+        return list(pool.map(probe, names))
 
 
 def main(args: argparse.Namespace) -> int:

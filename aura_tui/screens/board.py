@@ -141,6 +141,10 @@ class BoardScreen(Screen[None]):
             )
         if self.aura.ticking:
             self.set_interval(TICK, self._tick)
+        if self._executors is None and not self._probing:
+            # ask which agents are installed now, so the new-task form opens with the answer
+            self._probing = True
+            self.probe_executors()
 
     def _tick(self) -> None:
         self.frame += 1
