@@ -1230,6 +1230,7 @@ class Runtime:
                 continue
             if execution.owner_pid == os.getpid() and execution.task_id in self._drivers:
                 continue
+            self._clear_locks(execution)
             if execution.status == ExecutionStatus.queued:
                 self._apply(execution.id, ExecutionEvent(kind=EventKind.cancel_requested))
                 self._place(
@@ -1248,3 +1249,11 @@ class Runtime:
                 )
             recovered.append(execution.id)
         return recovered
+
+    def _clear_locks(self, execution: Any) -> None:
+        """A dead aura may have died mid-commit: its git locks would refuse the resumed run."""
+        from aura_core.git.repair import clear_stale_locks
+
+        for path in execution.workspace or []:
+            if Path(path).exists():
+                clear_stale_locks(path, execution.branch)

@@ -1,6 +1,10 @@
-"""Repairs after a crash mid-checkout: recreate tracked files that never got written."""
+"""Repairs after a crash: tracked files a killed checkout never wrote, and git's lock files a
+killed commit left behind (`index.lock` would refuse every later commit in that worktree)."""
 
 from __future__ import annotations
+
+import contextlib
+from pathlib import Path
 
 import pygit2
 
@@ -26,3 +30,27 @@ def restore_missing(path: PathLike) -> list[str]:
         )
         repo.checkout_head(strategy=strategy, paths=missing)
     return sorted(missing)
+
+
+def clear_stale_locks(path: PathLike, branch: str | None = None) -> list[str]:
+    """Remove the lock files of one worktree: its index and HEAD, and its branch's ref.
+
+    Only for a worktree whose owner is known to be dead (crash recovery): git takes these locks
+    for a moment while committing, and a process killed in that moment leaves them forever.
+    """
+    try:
+        gitdir = Path(open_repo(path).path)
+    except Exception:
+        return []
+    common = gitdir
+    with contextlib.suppress(OSError):
+        common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+    candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
+    if branch:
+        candidates.append(common / "refs" / "heads" / f"{branch}.lock")
+    removed = []
+    for lock in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+            removed.append(str(lock))
+    return removed
