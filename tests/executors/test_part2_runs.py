@@ -296,6 +296,29 @@ def test_ollama_model_discovery_cache_and_refresh(make_model_server: Any) -> Non
     assert res.returncode == 0 and tags() == 3
 
 
+def test_ollama_think_sections_and_resume(make_model_server: Any) -> None:
+    """A reasoning model on ollama: `<think>` in the streamed content is thinking, the rest the
+    answer; a follow-up sends our own history of the conversation back."""
+    server: ModelServer = make_model_server(
+        ["<think>The user greets me.</think>Hi! How can I help?", "Still here."],
+        tool_less_is_side=False,
+        models=["qwen3:4b"],
+    )
+    env = dict(os.environ, OLLAMA_HOST=f"127.0.0.1:{server.port}")
+    res = aura("run", "-e", "ollama", "-m", "qwen3:4b", "-p", "hello", "--no-tui", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "~ The user greets me." in res.stdout and "Hi! How can I help?" in res.stdout
+    assert "<think>" not in res.stdout
+    assert server.main_requests()[-1].path == "/v1/chat/completions"
+    res = aura("run", "--resume-latest", "-p", "still there?", "--no-tui", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "Still here." in res.stdout
+    messages = server.main_requests()[-1].body["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == "hello" and messages[2]["content"] == "still there?"
+    assert "Hi! How can I help?" in messages[1]["content"]
+
+
 def test_model_selection_prompt_on_a_tty(make_model_server: Any) -> None:
     server: ModelServer = make_model_server(["picked"], tool_less_is_side=False,
                                             models=["llama3:8b", "qwen3:4b"])  # fmt: skip
