@@ -44,7 +44,7 @@ from aura_core.runner import Row, RunResult, SessionRunner
 
 if TYPE_CHECKING:
     from aura_core.worker.hub import HubThread
-    from aura_core.worker.remote import RemoteRouter, RemoteTarget
+    from aura_core.worker.remote import FetchedBranch, RemoteRouter, RemoteTarget
 
 LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
 PERMISSION_TIMEOUT_S = 30 * 60  # an unanswered permission request is denied after this
@@ -156,6 +156,7 @@ class Runtime:
         self._closing = False
         self.answers_permissions = False  # the board sets it: it shows permission requests
         self._permissions: dict[str, tuple[threading.Event, list[Any]]] = {}
+        self._fetch_lock = threading.Lock()  # one branch.fetch into the local repos at a time
         self.hub: HubThread | None = None
         self._router: RemoteRouter | None = None
         self._own_hub = False
@@ -761,15 +762,22 @@ class Runtime:
         return variables
 
     def _diff_summary(self, task: Task, execution: Execution) -> str:
-        from aura_core.git.diff import diff_worktree
+        from aura_core.git.diff import DiffResult, diff_branch, diff_worktree
         from aura_core.git.errors import GitError
 
-        lines = []
+        diffs: list[DiffResult] = []
         for path in execution.workspace:
             try:
-                diff = diff_worktree(path, task.base_branch)
+                diffs.append(diff_worktree(path, task.base_branch))
             except GitError:
                 continue
+        if not execution.workspace and execution.branch and task.worker_id and task.repos:
+            try:  # a remote task: its commits as fetched after the last stage
+                diffs.append(diff_branch(task.repos[0], execution.branch, task.base_branch))
+            except GitError:
+                pass
+        lines = []
+        for diff in diffs:
             for f in diff.files:
                 lines.append(f"{f.status:<9} {f.path} (+{f.insertions} -{f.deletions})")
         return "\n".join(lines) or "(no changes)"
@@ -819,10 +827,13 @@ class Runtime:
         if driver.cancelled.is_set():
             runner.stop()
         try:
-            return runner.run()
+            result: RunResult = runner.run()
         finally:
             with driver.lock:
                 driver.runner = None
+        if target is not None:
+            self._fetch_after_stage(driver.task_id, target, result)
+        return result
 
     def _remote_runner(
         self,
@@ -1089,18 +1100,27 @@ class Runtime:
         return []
 
     def diff(self, task_id: str, turn: int | None = None) -> Any:
-        """Cumulative diff against the base, or one agent turn's (1 = the first coding turn)."""
-        from aura_core.git.diff import diff_commits, diff_worktree
+        """Cumulative diff against the base, or one agent turn's (1 = the first coding turn).
+        For a task that ran on a worker: of its branch as fetched from there (fetched now when
+        this repo lacks the commits the task's turns recorded)."""
+        from aura_core.git.diff import diff_branch, diff_commits, diff_worktree
 
         task = self.store.get_task(task_id)
         paths = self.workspace(task_id)
-        if not paths:
-            if task.worker_id:
-                raise RuntimeError_(
-                    f"task '{task.title}' ran on worker {task.worker_id}: its worktree is there"
-                )
+        branch = self._remote_branch(task)
+        if branch is not None:
+            repo = task.repos[0]
+            wanted = [h for s in self.turns(task_id) for h in self._turn_heads(s)]
+            missing = not all(self._has_commit(repo, h) for h in wanted)
+            last = self._last_head(task_id)
+            stale = last is not None and self._local_tip(repo, branch) != last
+            self._remote_copy(task, branch, refresh=missing or stale)
+            paths = [repo]
+        elif not paths:
             raise RuntimeError_(f"task '{task.title}' has no worktree yet: start it first")
         if turn is None:
+            if branch is not None:
+                return diff_branch(paths[0], branch, task.base_branch)
             return diff_worktree(paths[0], task.base_branch)
         turns = self.turns(task_id)
         if not 1 <= turn <= len(turns):
@@ -1119,16 +1139,37 @@ class Runtime:
         ]
 
     def merge(self, task_id: str, rebase: bool = False) -> Any:
-        from aura_core.git.merge import rebase_onto_base, squash_merge
+        from aura_core.git.merge import rebase_onto_base, squash_merge, squash_merge_branch
 
         task = self.store.get_task(task_id)
+        branch = self._remote_branch(task)
         paths = self.workspace(task_id)
-        if not paths:
-            where = f" here (it is on worker {task.worker_id})" if task.worker_id else ""
-            raise RuntimeError_(f"task '{task.title}' has no worktree to merge{where}")
+        if branch is None and not paths:
+            raise RuntimeError_(f"task '{task.title}' has no worktree to merge")
         if self.is_running(task_id):
             raise RuntimeError_(f"task '{task.title}' is running; wait or cancel it first")
         results: list[Any] = []
+        if branch is not None:
+            if rebase:
+                raise RuntimeError_(
+                    f"task '{task.title}' ran on worker {task.worker_id}: its branch can only "
+                    "be squash-merged here (a rebase here would part it from the worker's)"
+                )
+            fetched = self._remote_copy(task, branch, refresh=True, warn=True)
+            if fetched is not None and fetched.uncommitted:
+                shown = ", ".join(fetched.uncommitted[:3])
+                more = ", …" if len(fetched.uncommitted) > 3 else ""
+                raise RuntimeError_(
+                    f"task '{task.title}' has uncommitted changes in its worktree on worker "
+                    f"{task.worker_id} ({shown}{more}): ask for a follow-up to commit them "
+                    "before merging"
+                )
+            repo = task.repos[0]
+            results.append(
+                squash_merge_branch(repo, branch, base=task.base_branch, message=task.title)
+            )
+            self._changed(task_id)
+            return results
         for path in paths:
             if rebase:
                 results.append(rebase_onto_base(path, base=task.base_branch))
@@ -1136,6 +1177,122 @@ class Runtime:
                 results.append(squash_merge(path, base=task.base_branch, message=task.title))
         self._changed(task_id)
         return results
+
+    # ---- remote tasks' branches -------------------------------------------------------------
+    def _remote_branch(self, task: Task) -> str | None:
+        """The branch of a task whose latest execution ran on a worker; None when it ran here."""
+        if not task.worker_id or not task.repos:
+            return None
+        for execution in reversed(self.store.list_executions(task.id)):
+            if execution.workspace:
+                return None
+            if execution.branch:
+                return execution.branch
+        return None
+
+    @staticmethod
+    def _turn_heads(session: Session) -> list[str]:
+        return [h for h in (session.options.get(k) for k in ("head_before", "head_after")) if h]
+
+    def _last_head(self, task_id: str) -> str | None:
+        """The commit the task's branch had on its worker after its last coding turn."""
+        turns = self.turns(task_id)
+        return turns[-1].options.get("head_after") if turns else None
+
+    @staticmethod
+    def _has_commit(repo_path: str, commit: str) -> bool:
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import open_repo
+
+        try:
+            return open_repo(repo_path).get(commit) is not None
+        except (GitError, ValueError):
+            return False
+
+    @staticmethod
+    def _local_tip(repo_path: str, branch: str) -> str | None:
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import open_repo
+
+        try:
+            ref = open_repo(repo_path).lookup_branch(branch)
+        except (GitError, ValueError):
+            return None
+        return None if ref is None else str(ref.target)
+
+    def _remote_copy(
+        self, task: Task, branch: str, *, refresh: bool, warn: bool = False
+    ) -> FetchedBranch | None:
+        """Make sure the local repo has the remote task's branch: fetched from its worker when
+        `refresh` or when there is no copy here yet. None when the copy here is used as it is
+        (no refresh needed, or the worker cannot be asked: then, with `warn`, a notice says
+        so)."""
+        from aura_core.git.errors import GitError
+        from aura_core.worker.remote import BranchUnavailable
+
+        here = self._local_tip(task.repos[0], branch) is not None
+        if here and not refresh:
+            return None
+        try:
+            return self._fetch_remote(task, branch)
+        except BranchUnavailable as exc:
+            if not here:
+                raise RuntimeError_(
+                    f"task '{task.title}' ran on worker {task.worker_id} and its branch was "
+                    f"never fetched here: {exc}"
+                ) from None
+            if warn:
+                self._notify(
+                    task.id, f"{exc}: using {branch} as fetched after its last stage", "warning"
+                )
+            return None
+        except GitError as exc:
+            raise RuntimeError_(
+                f"could not bring {branch} from worker {task.worker_id}: {exc}"
+            ) from None
+
+    def _fetch_remote(self, task: Task, branch: str) -> FetchedBranch:
+        """BranchUnavailable (no hub, worker away or refusing) or GitError (not taken in)."""
+        from aura_core.worker.remote import BranchUnavailable, fetch_task_branch
+
+        hub = self.hub
+        assert task.worker_id is not None
+        if hub is None or not hub.alive:
+            raise BranchUnavailable(f"no hub is running here to ask worker {task.worker_id}")
+        with self._fetch_lock:
+            return fetch_task_branch(hub, task.worker_id, task.repos[0], branch, task.base_branch)
+
+    @staticmethod
+    def _drop_remote_copy(task: Task, branch: str) -> None:
+        """A removed remote task: forget its hidden ref, and its local branch once merged (its
+        work stays on the worker either way)."""
+        from aura_core.git.bundle import drop_remote_ref
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import main_repo, open_repo
+        from aura_core.git.worktree import _delete_branch
+
+        try:
+            drop_remote_ref(task.repos[0], branch)
+            _delete_branch(main_repo(open_repo(task.repos[0])), branch, task.base_branch, False)
+        except GitError:
+            pass
+
+    def _fetch_after_stage(self, task_id: str, target: RemoteTarget, result: RunResult) -> None:
+        """Bring the worker's commits here once a remote stage completed, so the task can be
+        reviewed and merged even when the worker is gone later. Failing only warns."""
+        from aura_core.git.errors import GitError
+        from aura_core.worker.remote import BranchUnavailable
+
+        head = getattr(result, "head_after", None)
+        if result.status != "completed" or not head:
+            return
+        task = self.store.get_task(task_id)
+        if not task.repos or self._local_tip(task.repos[0], target.branch) == head:
+            return
+        try:
+            self._fetch_remote(task, target.branch)
+        except (BranchUnavailable, GitError) as exc:
+            self._notify(task_id, f"could not fetch {target.branch}: {exc}", "warning")
 
     def remove(self, task_id: str, force: bool = False) -> list[Any]:
         """Remove the task's worktrees (refused if they hold unmerged work) and the task."""
@@ -1150,6 +1307,9 @@ class Runtime:
             if paths
             else []
         )
+        branch = self._remote_branch(task)
+        if branch is not None:
+            self._drop_remote_copy(task, branch)
         self.store.delete_task(task_id)
         self._changed(task_id)
         return removed

@@ -14,7 +14,14 @@ import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, DiffOption
 
 from aura_core.git.errors import GitError
-from aura_core.git.repo import PathLike, branch_tip, default_base_branch, open_repo, repo_root
+from aura_core.git.repo import (
+    PathLike,
+    branch_tip,
+    default_base_branch,
+    head_oid,
+    open_repo,
+    repo_root,
+)
 
 _STATUS: dict[DeltaStatus, str] = {
     DeltaStatus.ADDED: "added",
@@ -149,17 +156,36 @@ def _to_workdir(
     return files
 
 
+def _start(repo: pygit2.Repository, base: str, tip: pygit2.Oid | None) -> pygit2.Commit:
+    """Where a task's diff starts: the merge base of its tip with `base` (base's tip if none)."""
+    base_commit = branch_tip(repo, base)
+    if tip is not None:
+        merge_base = repo.merge_base(tip, base_commit.id)
+        if merge_base is not None:
+            return _commit(repo, str(merge_base))
+    return base_commit
+
+
 def diff_worktree(path: PathLike, base: str | None = None, *, context_lines: int = 3) -> DiffResult:
     """Everything the task changed: from the merge base with `base` to the working tree."""
     repo = open_repo(path)
     base = base or default_base_branch(path)
-    base_commit = branch_tip(repo, base)
-    start = base_commit
-    if not repo.head_is_unborn:
-        merge_base = repo.merge_base(repo.head.target, base_commit.id)
-        if merge_base is not None:
-            start = _commit(repo, str(merge_base))
+    tip = None if repo.head_is_unborn else head_oid(repo)
+    start = _start(repo, base, tip)
     return _result(_to_workdir(repo, start.tree, context_lines), str(start.id), None)
+
+
+def diff_branch(
+    path: PathLike, branch: str, base: str | None = None, *, context_lines: int = 3
+) -> DiffResult:
+    """A branch's committed change, from its merge base with `base` to its tip, for a branch no
+    worktree here shows (a task that ran on a worker, its commits fetched into this repo)."""
+    repo = open_repo(path)
+    base = base or default_base_branch(path)
+    tip = branch_tip(repo, branch)
+    start = _start(repo, base, tip.id)
+    diff = start.tree.diff_to_tree(tip.tree, context_lines=context_lines)
+    return _result(_files(diff), str(start.id), str(tip.id))
 
 
 def diff_uncommitted(path: PathLike, *, context_lines: int = 3) -> DiffResult:

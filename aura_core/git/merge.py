@@ -177,10 +177,31 @@ def squash_merge(
     out elsewhere with local changes. Raises MergeConflict (nothing changed) on conflicts.
     """
     repo, branch, base = _prepare(worktree_path, base, "merge")
-    main = main_repo(repo)
+    return _squash(main_repo(repo), branch, head_oid(repo), base, message)
+
+
+def squash_merge_branch(
+    repo_path: PathLike, branch: str, *, base: str | None = None, message: str | None = None
+) -> MergeResult:
+    """Squash a local branch that no task worktree here shows (a task that ran on a worker,
+    its commits fetched into this repository) into one commit on base, as squash_merge does."""
+    main = main_repo(open_repo(repo_path))
+    base = base or default_base_branch(repo_path)
+    if base == branch:
+        raise GitError(f"{branch} is the base branch itself; nothing to merge")
+    return _squash(main, branch, branch_tip(main, branch).id, base, message)
+
+
+def _squash(
+    main: pygit2.Repository,
+    branch: str,
+    tip_id: pygit2.Oid,
+    base: str,
+    message: str | None,
+) -> MergeResult:
     live = _live_checkout(main, base)
     base_commit = branch_tip(main, base)
-    tip = main[head_oid(repo)]
+    tip = main[tip_id]
     assert isinstance(tip, pygit2.Commit)
     result = MergeResult(
         branch=branch,

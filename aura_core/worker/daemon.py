@@ -44,6 +44,8 @@ from aura_core.worker.protocol import (
     MAX_MESSAGE_BYTES,
     OFFLINE_AFTER_S,
     AckParams,
+    BranchFetchParams,
+    BranchFetchResult,
     ByeParams,
     Capabilities,
     ConnectionLost,
@@ -367,6 +369,7 @@ class WorkerDaemon:
             "execution.input": self._on_input,
             "execution.ack": self._on_ack,
             "worker.lease_expired": self._on_lease_expired,
+            "branch.fetch": self._on_branch_fetch,
         }
         peer = RpcPeer(ws, handlers, max_message_bytes=MAX_MESSAGE_BYTES, name="hub")
         reader = asyncio.ensure_future(peer.run())
@@ -677,6 +680,66 @@ class WorkerDaemon:
             )
         await asyncio.to_thread(send, p.kind, p.text, p.approve)
         return InputResult(status="delivered")
+
+    async def _on_branch_fetch(self, p: BranchFetchParams) -> BranchFetchResult:
+        """A task branch's commits the hub lacks, as a bundle (git work off the loop)."""
+        from aura_core.git.bundle import valid_branch_name
+
+        root = self.config.repos.get(p.repo)
+        if root is None:
+            raise RpcError(
+                ErrorCode.UNSUPPORTED,
+                f"this worker does not serve repo {p.repo}",
+                {"reason": "unknown_repo", "repo": p.repo},
+            )
+        for what, name in (("branch", p.branch), ("base", p.base)):
+            if name is not None and not valid_branch_name(name):
+                raise RpcError(
+                    ErrorCode.INVALID_PARAMS,
+                    f"invalid params for branch.fetch: {name!r} is not a valid branch name",
+                    [{"loc": what, "msg": "not a valid branch name"}],
+                )
+        limit = max(0, (self._max_message - (64 << 10)) * 3 // 4)  # base64 grows it by 4/3
+        return await asyncio.to_thread(self._bundle, root, p, limit)
+
+    def _bundle(self, root: Path, p: BranchFetchParams, limit: int) -> BranchFetchResult:
+        from aura_core.git.bundle import BundleTooLarge, UnknownBranch, create_bundle
+        from aura_core.git.errors import GitError
+        from aura_core.git.repo import changed_files, open_repo
+        from aura_core.git.worktree import checkouts_of
+
+        try:
+            with self._git_lock:
+                bundle = create_bundle(root, p.branch, base=p.base, have=p.have, max_bytes=limit)
+                uncommitted: list[str] = []
+                for wt in checkouts_of(open_repo(root), p.branch):
+                    if wt.exists:
+                        uncommitted += changed_files(wt.path)
+        except UnknownBranch as exc:
+            raise RpcError(
+                ErrorCode.UNSUPPORTED,
+                f"repo {p.repo} has no branch {p.branch} on this worker",
+                {"reason": "unknown_branch", "repo": p.repo, "branch": p.branch},
+            ) from exc
+        except BundleTooLarge as exc:
+            raise RpcError(
+                ErrorCode.UNSUPPORTED,
+                str(exc),
+                {"reason": "too_large", "size": exc.size, "limit": exc.limit},
+            ) from exc
+        except GitError as exc:
+            raise RpcError(
+                ErrorCode.UNSUPPORTED, f"could not bundle {p.branch}: {exc}", {"reason": "git"}
+            ) from exc
+        data = bundle.data
+        return BranchFetchResult(
+            branch=p.branch,
+            head=bundle.head,
+            bundle=base64.b64encode(data).decode() if data is not None else None,
+            size=len(data) if data is not None else 0,
+            prerequisites=list(bundle.prerequisites),
+            uncommitted=sorted(set(uncommitted))[:100],
+        )
 
     async def _on_ack(self, p: AckParams) -> None:
         for ack in p.acks:

@@ -44,6 +44,8 @@ from aura_core.worker.protocol import (
     OFFLINE_AFTER_S,
     PROTOCOL_VERSION,
     AckParams,
+    BranchFetchParams,
+    BranchFetchResult,
     ByeParams,
     ConnectionLost,
     DrainingParams,
@@ -81,6 +83,7 @@ OnWorker = Callable[[WorkerInfo], None]
 
 HELLO_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 30.0
+FETCH_TIMEOUT_S = 120.0  # branch.fetch: the worker bundles the branch's commits
 STATE_WRITE_EVERY_S = 1.0
 KEEP_FINISHED_S = 3600.0
 MAX_HELD_LINES = 200_000  # lines held ahead of a gap, per execution
@@ -472,6 +475,23 @@ class Hub:
             )
         params = InputParams(execution_id=execution_id, kind=kind, text=text, approve=approve)
         return InputResult.model_validate(await worker.peer.request("execution.input", params))
+
+    async def fetch_branch(
+        self, worker: str, params: BranchFetchParams, timeout: float = FETCH_TIMEOUT_S
+    ) -> BranchFetchResult:
+        """A task branch's commits from the worker holding it (`branch.fetch`), by the worker's
+        name or id. ConnectionLost when that worker is not connected; RpcError as it answers."""
+        found = [w for w in self._workers.values() if worker in (w.name, w.worker_id)]
+        if not found:
+            raise ConnectionLost(f"worker {worker} is not connected to this hub")
+        connected = [w for w in found if w.peer is not None and w.state in ("online", "draining")]
+        if not connected:
+            raise ConnectionLost(f"worker {found[0].name} is {found[0].state}")
+        peer = connected[0].peer
+        assert peer is not None
+        return BranchFetchResult.model_validate(
+            await peer.request("branch.fetch", params, timeout=timeout)
+        )
 
     # ---- scheduling -------------------------------------------------------------------------
     def _candidates(
@@ -1214,6 +1234,11 @@ class HubThread:
         self, execution_id: str, kind: str, text: str = "", approve: bool | None = None
     ) -> InputResult:
         return self._run_coro(self.hub.send_input(execution_id, kind, text, approve), 30.0)
+
+    def fetch_branch(
+        self, worker: str, params: BranchFetchParams, timeout: float = FETCH_TIMEOUT_S
+    ) -> BranchFetchResult:
+        return self._run_coro(self.hub.fetch_branch(worker, params, timeout), timeout + 5)
 
     def workers(self) -> list[WorkerInfo]:
         return self._run_coro(_value(self.hub.workers), 10.0)

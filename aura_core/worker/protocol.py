@@ -9,7 +9,7 @@ the two in step. Log lines travel as compact arrays, not objects, because the hu
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -285,6 +285,31 @@ class LeaseExpiredParams(_Model):
     reason: str = "lease expired: the hub declared this worker lost"
 
 
+CommitId = Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
+
+
+class BranchFetchParams(_Model):
+    """Ask for the commits of a task branch in one of the worker's repos, as a git bundle."""
+
+    repo: str  # a name from the worker's capabilities.repos
+    branch: str = Field(min_length=1, max_length=250)
+    base: str | None = None  # the branch the task started from: left out if no `have` is known
+    # commits the hub already has: the bundle leaves out everything reachable from those the
+    # worker knows (the hub's base tip and a few of its ancestors, the branch as fetched before)
+    have: list[CommitId] = Field(default_factory=list, max_length=256)
+
+
+class BranchFetchResult(_Model):
+    branch: str
+    head: str  # the branch's commit on the worker
+    # base64 of a `git bundle` holding refs/heads/<branch>; null when the hub has every commit
+    bundle: str | None = None
+    size: int = 0  # the bundle's bytes (before base64)
+    prerequisites: list[str] = Field(default_factory=list)  # commits the bundle leaves out
+    # uncommitted files in the worker's worktree of the branch: not in the bundle
+    uncommitted: list[str] = Field(default_factory=list)
+
+
 class Empty(_Model):
     pass
 
@@ -301,6 +326,7 @@ PARAMS: dict[str, type[BaseModel]] = {
     "execution.interrupt": InterruptParams,  # H request -> InterruptResult
     "execution.input": InputParams,  # H request -> InputResult
     "execution.ack": AckParams,  # H notification
+    "branch.fetch": BranchFetchParams,  # H request -> BranchFetchResult
     "worker.lease_expired": LeaseExpiredParams,  # H notification
 }
 

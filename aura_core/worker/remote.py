@@ -451,6 +451,71 @@ class RemoteSessionRunner:
         return result
 
 
+class BranchUnavailable(Exception):
+    """The worker holding a task's branch cannot be asked now (offline, refused); one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedBranch:
+    """A task branch brought from its worker into the local repo."""
+
+    branch: str
+    head: str  # the branch's commit, now also the local branch's
+    before: str | None  # the local branch's commit before (None: it was created)
+    size: int  # bundle bytes received (0: nothing new)
+    uncommitted: tuple[str, ...]  # files the worker's worktree has not committed
+
+
+def fetch_task_branch(
+    hub: HubThread,
+    worker: str,
+    repo_path: str,
+    branch: str,
+    base: str | None,
+    timeout: float = 120.0,
+) -> FetchedBranch:
+    """Bring `branch` from `worker` (serving the repo under its folder's name) into the local
+    repo at repo_path: `branch.fetch`, then the bundle into `refs/aura/remote/<branch>` and a
+    fast-forward of the local branch. BranchUnavailable when the worker cannot be asked or
+    refuses; GitError when the commits cannot be taken in (nothing was changed then)."""
+    import base64
+    import binascii
+
+    from aura_core.git.bundle import have_commits, import_bundle
+    from aura_core.worker.protocol import (
+        BranchFetchParams,
+        ConnectionLost,
+        RpcError,
+    )
+
+    params = BranchFetchParams(
+        repo=repo_name(repo_path),
+        branch=branch,
+        base=base,
+        have=have_commits(repo_path, branch, base),
+    )
+    try:
+        result = hub.fetch_branch(worker, params, timeout)
+    except RpcError as exc:
+        raise BranchUnavailable(f"worker {worker}: {exc.message}") from None
+    except ConnectionLost as exc:
+        raise BranchUnavailable(str(exc)) from None
+    except TimeoutError:
+        raise BranchUnavailable(f"worker {worker} did not send {branch} in time") from None
+    try:
+        data = base64.b64decode(result.bundle, validate=True) if result.bundle else None
+    except (ValueError, binascii.Error):
+        raise BranchUnavailable(f"worker {worker} sent a malformed bundle of {branch}") from None
+    update = import_bundle(repo_path, branch, result.head, data)
+    return FetchedBranch(
+        branch=branch,
+        head=update.after,
+        before=update.before,
+        size=len(data) if data is not None else 0,
+        uncommitted=tuple(result.uncommitted),
+    )
+
+
 def hub_from_config(
     config: AuraConfig, store: Any = None, data_dir: str | None = None, **overrides: Any
 ) -> HubThread:

@@ -360,6 +360,14 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
         if rt.workspace(task.id):
             args.turn, args.stat = None, True
             return _diff(rt, task, args)
+        if task.worker_id:  # ran on a worker: its branch as fetched here, when it was
+            from aura_core.engine.runtime import RuntimeError_
+
+            args.turn, args.stat = None, True
+            try:
+                return _diff(rt, task, args)
+            except RuntimeError_ as exc:
+                sys.stdout.write(f"(no diff: {exc})\n")
         return 0
     if command == "merge":
         results = rt.merge(task.id, rebase=args.rebase)

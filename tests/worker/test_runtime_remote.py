@@ -18,7 +18,7 @@ import pytest
 
 from aura_core.config import parse_config
 from aura_core.contracts import CanonicalTaskState, ExecutionStatus, Session
-from aura_core.engine.runtime import Runtime, RuntimeEvent
+from aura_core.engine.runtime import Runtime, RuntimeError_, RuntimeEvent
 from aura_core.store.sqlite import SqliteStore
 from aura_core.worker.hub import HubThread
 from aura_core.worker.security import load_or_create_token
@@ -235,3 +235,120 @@ def test_the_board_embeds_the_hub_from_config(
     finally:
         rt.shutdown(timeout=10)
     assert not hub.alive  # the runtime stops the hub it started
+
+
+def _run_remote_task(cluster: Cluster) -> tuple[str, str, str]:
+    """A task run on worker w1 to review: (task id, its branch, the branch's commit there)."""
+    cluster.worker("w1")
+    wait_until(online(cluster.hub, 1), 20, "worker online")
+    task_id = cluster.add(worker="w1")
+    cluster.rt.start(task_id)
+    assert cluster.rt.wait(task_id, timeout=60)
+    task = cluster.store.get_task(task_id)
+    assert task.state == CanonicalTaskState.review, task.blocked_reason
+    execution = cluster.rt.latest_execution(task_id)
+    assert execution is not None and execution.branch and execution.workspace == []
+    worktree = Path(cluster.coding(task_id).cwd.partition(":")[2])
+    tip = git(worktree, "rev-parse", "HEAD").strip()
+    return task_id, execution.branch, tip
+
+
+def _clone_state(cluster: Cluster) -> tuple[str, str]:
+    clone = cluster.tmp / "clones" / "w1" / "demo"
+    return git(clone, "for-each-ref"), git(clone, "status", "--porcelain")
+
+
+def test_a_remote_task_is_diffed_and_merged_here(cluster: Cluster) -> None:
+    task_id, branch, tip = _run_remote_task(cluster)
+    repo = cluster.repo
+    clone_before = _clone_state(cluster)
+    # the runtime fetched the worker's commits after the stages: the branch is here too
+    assert git(repo, "rev-parse", f"refs/heads/{branch}").strip() == tip
+    assert git(repo, "log", "--format=%s", f"main..{branch}").splitlines() == ["Write notes"]
+    assert git(repo, "status", "--porcelain") == ""  # the person's checkout is not touched
+
+    diff = cluster.rt.diff(task_id)
+    assert [(f.path, f.status) for f in diff.files] == [("notes.txt", "added")]
+    assert "+note this" in diff.patch and diff.new == tip
+    turn = cluster.rt.diff(task_id, turn=1)
+    assert [f.path for f in turn.files] == ["notes.txt"] and turn.new == tip
+
+    # on demand: with the fetched branch gone, diff brings it again from the worker
+    git(repo, "branch", "-D", branch)
+    git(repo, "update-ref", "-d", f"refs/aura/remote/{branch}")
+    assert [f.path for f in cluster.rt.diff(task_id).files] == ["notes.txt"]
+    assert git(repo, "rev-parse", branch).strip() == tip
+
+    task = cluster.rt.approve(task_id, merge=True)
+    assert task.state == CanonicalTaskState.done
+    assert git(repo, "log", "-1", "--format=%s", "main").strip() == "Write notes"
+    assert "note this" in git(repo, "show", "main:notes.txt")
+    assert git(repo, "rev-list", "--count", "main").strip() == "2"  # one squashed commit
+    assert "note this" in (repo / "notes.txt").read_text()  # main's checkout came along
+    assert git(repo, "status", "--porcelain") == ""
+    assert _clone_state(cluster) == clone_before  # the worker's clone is untouched
+    cluster.rt.remove(task_id)  # merged: the local copy of the branch goes with the task
+    assert git(repo, "for-each-ref", f"refs/heads/{branch}", "refs/aura") == ""
+    assert _clone_state(cluster) == clone_before
+
+
+def test_a_remote_task_is_merged_with_its_worker_gone(cluster: Cluster) -> None:
+    task_id, branch, tip = _run_remote_task(cluster)
+    repo = cluster.repo
+    proc = cluster.workers["w1"]
+    proc.kill()
+    proc.wait(10)
+    wait_until(lambda: all(w.state != "online" for w in cluster.hub.workers()), 20, "worker gone")
+    diff = cluster.rt.diff(task_id)  # from the branch fetched after the last stage
+    assert [f.path for f in diff.files] == ["notes.txt"] and diff.new == tip
+    assert [f.path for f in cluster.rt.diff(task_id, turn=1).files] == ["notes.txt"]
+    # `aura task diff` runs its own runtime, with no hub: the fetched branch is all it needs
+    headless = Runtime(cluster.store, cluster.rt.config, recover=False)
+    assert [f.path for f in headless.diff(task_id).files] == ["notes.txt"]
+
+    results = cluster.rt.merge(task_id)
+    assert results[0].commit is not None and results[0].branch == branch
+    assert git(repo, "log", "-1", "--format=%s", "main").strip() == "Write notes"
+    assert "note this" in git(repo, "show", "main:notes.txt")
+    notices = [e.message or "" for e in cluster.events if e.kind == "notify"]
+    assert any("worker w1 is" in m and f"using {branch} as fetched" in m for m in notices)
+
+    # never fetched here and the worker away: one line saying so
+    git(repo, "branch", "-D", branch)
+    git(repo, "update-ref", "-d", f"refs/aura/remote/{branch}")
+    with pytest.raises(RuntimeError_) as info:
+        cluster.rt.diff(task_id)
+    message = str(info.value)
+    assert "\n" not in message and "worker w1" in message and "never fetched here" in message
+
+
+def test_a_local_branch_with_other_commits_is_never_overwritten(cluster: Cluster) -> None:
+    task_id, branch, _ = _run_remote_task(cluster)
+    repo = cluster.repo
+    other = git(repo, "commit-tree", "main^{tree}", "-p", "main", "-m", "mine").strip()
+    git(repo, "update-ref", f"refs/heads/{branch}", other)
+    main_before = git(repo, "rev-parse", "main").strip()
+    with pytest.raises(RuntimeError_) as info:
+        cluster.rt.merge(task_id)
+    message = str(info.value)
+    assert "\n" not in message and "has 1 commit(s) the worker's does not" in message
+    assert git(repo, "rev-parse", branch).strip() == other  # nothing was changed
+    assert git(repo, "rev-parse", "main").strip() == main_before
+    with pytest.raises(RuntimeError_, match="can only be squash-merged here"):
+        cluster.rt.merge(task_id, rebase=True)
+
+
+def test_a_remote_task_with_uncommitted_work_is_not_merged(cluster: Cluster) -> None:
+    cluster.rt.config.worktrees.auto_commit = False  # the agent's change stays uncommitted
+    task_id, branch, tip = _run_remote_task(cluster)
+    repo = cluster.repo
+    main_before = git(repo, "rev-parse", "main").strip()
+    assert git(repo, "rev-parse", branch).strip() == tip == main_before  # nothing committed
+    assert cluster.rt.diff(task_id).empty
+    with pytest.raises(RuntimeError_) as info:
+        cluster.rt.approve(task_id, merge=True)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "uncommitted changes in its worktree on worker w1 (notes.txt)" in message
+    assert git(repo, "rev-parse", "main").strip() == main_before
+    assert cluster.store.get_task(task_id).state == CanonicalTaskState.review
