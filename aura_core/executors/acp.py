@@ -401,6 +401,8 @@ _STATUS = {"completed": SUCCESS, "failed": FAILED, "pending": CREATED, "in_progr
 class AcpNormalizer(JsonlNormalizer):
     """Entries from an ACP transcript (both directions, as AcpRun records it)."""
 
+    system_lines_as_messages = True
+
     agent = "ACP agent"
     stderr_ignore = (
         re.compile(r"^\[perf\] "),  # qwen's event-loop stall reports
@@ -420,14 +422,9 @@ class AcpNormalizer(JsonlNormalizer):
         self._context: int | None = None
 
     # -- dispatch -----------------------------------------------------------------------------
-    def feed(self, stream: str, text: str) -> list[EntryPatch]:
-        if stream == "system":
-            out = self._out = []
-            if text.strip():
-                self._stream_at = None
-                self.append(SystemMessage(text))
-            return out
-        return super().feed(stream, text)
+    def on_system(self, text: str) -> None:
+        self._stream_at = None
+        super().on_system(text)
 
     def on_event(self, obj: dict[str, Any]) -> None:
         method = obj.get("method")

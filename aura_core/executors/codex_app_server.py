@@ -63,7 +63,6 @@ from aura_core.executors.entries import (
     Action,
     AssistantMessage,
     CommandRun,
-    EntryPatch,
     FileEdit,
     Generic,
     Plan,
@@ -356,6 +355,8 @@ class CodexAppServerNormalizer(CodexNormalizer):
     it); `codex exec --json` lines (no `method` or `id`) go to CodexNormalizer, so one normaliser
     reads sessions of either transport."""
 
+    system_lines_as_messages = True
+
     def __init__(self) -> None:
         super().__init__()
         self._ours: dict[int | str, tuple[str, dict[str, Any]]] = {}
@@ -370,14 +371,6 @@ class CodexAppServerNormalizer(CodexNormalizer):
         if self._app_server and any(p.search(text) for p in _ECHOED):
             return  # kept in the raw log
         super().on_stderr(text)
-
-    def feed(self, stream: str, text: str) -> list[EntryPatch]:
-        if stream == "system":  # a line from aura itself
-            out = self._out = []
-            if text.strip():
-                self.append(SystemMessage(text))
-            return out
-        return super().feed(stream, text)
 
     def on_event(self, obj: dict[str, Any]) -> None:
         method = obj.get("method")

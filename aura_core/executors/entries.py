@@ -540,6 +540,9 @@ class JsonlNormalizer:
 
     agent = "agent"
     stderr_ignore: ClassVar[tuple[re.Pattern[str], ...]] = ()
+    # aura's own "system" lines in a conversation it drives (ACP, app-server, opencode's server):
+    # shown as system messages rather than raw lines
+    system_lines_as_messages: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
@@ -557,6 +560,10 @@ class JsonlNormalizer:
         try:
             if stream == "stderr":
                 self.on_stderr(text)
+                return out
+            if stream == "system" and self.system_lines_as_messages:
+                if text.strip():
+                    self.on_system(text)
                 return out
             if not text or len(text) > MAX_JSON_LINE or text[0] != "{":
                 if not text or text.isspace():
@@ -612,6 +619,10 @@ class JsonlNormalizer:
 
     def on_finish(self) -> None:
         pass
+
+    def on_system(self, text: str) -> None:
+        self._stderr_at = None
+        self.append(SystemMessage(text))
 
     def on_raw(self, stream: str, text: str) -> None:
         self._stderr_at = None

@@ -455,6 +455,8 @@ _PART_KINDS = {"text": "text", "reasoning": "reasoning", "tool": "tool_use"}
 class OpencodeServerNormalizer(OpencodeNormalizer):
     """Entries from a server transcript: opencode's parts map as in `run --format json`."""
 
+    system_lines_as_messages = True
+
     stderr_ignore: ClassVar[tuple[re.Pattern[str], ...]] = (
         *OpencodeNormalizer.stderr_ignore,
         re.compile(r"OPENCODE_SERVER_PASSWORD is not set"),
@@ -469,14 +471,6 @@ class OpencodeServerNormalizer(OpencodeNormalizer):
         self._asked: dict[str, str] = {}  # permission id -> callID
         self._pending: set[str] = set()  # callIDs waiting for an answer
         self._steps_seen: set[str] = set()
-
-    def feed(self, stream: str, text: str) -> list[EntryPatch]:
-        if stream == "system":
-            out = self._out = []
-            if text.strip():
-                self.append(SystemMessage(text))
-            return out
-        return super().feed(stream, text)
 
     def on_event(self, obj: dict[str, Any]) -> None:
         mark = obj.get("aura")
