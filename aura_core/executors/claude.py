@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 from aura_core.executors.agent_cli import CliAgent, Level, permission_level, running_as_root
 from aura_core.executors.base import AgentRun, LaunchSpec, RunMode, RunRequest
-from aura_core.executors.claude_control import ClaudeControlRun
 from aura_core.executors.entries import (
     CREATED,
     DENIED,
@@ -139,6 +138,8 @@ class ClaudeExecutor(CliAgent):
         transport = (setting(request, "transport") or "").lower()
         if approver_of(request) is None and transport != "control":
             return super().start(request)
+        from aura_core.executors.claude_control import ClaudeControlRun
+
         spec = self.build_launch(request, control=True)
         return ClaudeControlRun(
             spec,
