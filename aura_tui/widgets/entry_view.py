@@ -144,6 +144,17 @@ class EntryLog:
             self.offset += drop
         return True
 
+    def put_many(self, latest: dict[int, Any]) -> None:
+        """A batch at once (index -> newest entry). Under a flood a batch holds more entries
+        than are kept: only those that would survive the trim are stored."""
+        if not latest:
+            return
+        cut = max(latest) + 1 - self.keep
+        put = self.put
+        for index, entry in latest.items():
+            if index >= cut:
+                put(index, entry)
+
 
 class EntryView(VerticalScroll):
     """The entries of one session, following the tail until the person scrolls up.
@@ -191,17 +202,12 @@ class EntryView(VerticalScroll):
     def apply(self, patches: list[Any]) -> None:
         """A batch of EntryPatch(op, index, entry): append or replace in place."""
         following = self.follow or self.scroll_y >= self.max_scroll_y
-        put = self.entries.put
-        touched: dict[int, Any] = {}
-        for patch in patches:
-            if put(patch.index, patch.entry):
-                touched[patch.index] = patch.entry
+        latest = {patch.index: patch.entry for patch in patches}  # the last word per entry
+        self.entries.put_many(latest)
         items = self.items
         if items:
-            for index, entry in touched.items():
-                item = items.get(index)
-                if item is not None:
-                    item.show_entry(entry)
+            for index in items.keys() & latest.keys():
+                items[index].show_entry(latest[index])
         if following:
             self._request_sync()
         else:
