@@ -386,3 +386,20 @@ async def test_running_card_shows_spinner_and_elapsed() -> None:
         await settle(app, pilot)
         text = screen_text(app)
         assert "⠋ running 4m59s" in text
+
+
+def test_entry_log_keeps_the_newest_and_the_last_word_of_a_batch() -> None:
+    from aura_tui.widgets.entry_view import EntryLog
+
+    log = EntryLog(keep=100)
+    # a flood batch bigger than what is kept, with a replacement of an entry inside it
+    batch = {i: E.Raw(f"line {i}", "stdout") for i in range(1000)}
+    batch[990] = E.Raw("line 990, replaced", "stdout")
+    log.put_many(batch)
+    assert len(log) == 1000
+    assert log[999].text == "line 999" and log[990].text == "line 990, replaced"
+    with pytest.raises(IndexError):
+        log[0]  # older than what is held: the raw view has it
+    # later batches append after it and replace what is still held
+    log.put_many({995: E.Raw("again", "stdout"), 1000: E.Raw("next", "stdout")})
+    assert log[995].text == "again" and log[1000].text == "next" and len(log) == 1001
