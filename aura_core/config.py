@@ -33,11 +33,16 @@ class WorktreeConfig(_Section):
 class ScriptsConfig(_Section):
     setup: str | None = None  # run in the worktree before the agent, e.g. "npm ci"
     cleanup: str | None = None  # run after each agent turn, e.g. "ruff format ."
+    # the project's dev server, started per task on request, e.g. "npm run dev -- --port $AURA_PORT"
+    dev_server: str | None = None
 
 
 class RuntimeConfig(_Section):
     max_concurrent: int = Field(default=3, ge=1, le=64)
     reviewer: str | None = None  # executor for the review stage; default: the task's executor
+    # each task's dev-server port ($AURA_PORT, $PORT) is picked once from this range
+    dev_port_base: int = Field(default=4100, ge=1024, le=65535)
+    dev_port_count: int = Field(default=1000, ge=1, le=10000)
 
 
 class ExecutorConfig(_Section):

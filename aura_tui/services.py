@@ -64,6 +64,7 @@ class CardInfo:
     started_at: float | None = None
     additions: int | None = None
     deletions: int | None = None
+    dev_port: int | None = None  # its dev server runs (started here) on this port
 
     @property
     def id(self) -> str:
@@ -228,10 +229,14 @@ class AuraService:
 
     def cards(self, tasks: Iterable[Task] | None = None) -> list[CardInfo]:
         running = self.running_task_ids()
-        return [self.card(t, running) for t in (self.tasks() if tasks is None else tasks)]
+        dev = self.dev_servers()
+        return [self.card(t, running, dev) for t in (self.tasks() if tasks is None else tasks)]
 
-    def card(self, task: Task, running: set[str] | None = None) -> CardInfo:
+    def card(
+        self, task: Task, running: set[str] | None = None, dev: dict[str, int] | None = None
+    ) -> CardInfo:
         running = self.running_task_ids() if running is None else running
+        dev = self.dev_servers() if dev is None else dev
         with self._lock:
             live = self._live.get(task.id)
             reason = self._reasons.get(task.id)
@@ -258,7 +263,7 @@ class AuraService:
         if status == RUNNING and started is None:
             started = self._session_start(task.id)
         adds, dels = stats if stats else (None, None)
-        return CardInfo(task, status, reason, started, adds, dels)
+        return CardInfo(task, status, reason, started, adds, dels, dev.get(task.id))
 
     def _session_start(self, task_id: str) -> float | None:
         try:
@@ -271,6 +276,24 @@ class AuraService:
         if self.runtime is not None and hasattr(self.runtime, "running_task_ids"):
             return set(self.runtime.running_task_ids())
         return set()
+
+    def dev_servers(self) -> dict[str, int]:
+        """Task id -> port of the dev servers the board runs."""
+        if self.runtime is not None and hasattr(self.runtime, "dev_servers"):
+            return dict(self.runtime.dev_servers())
+        return {}
+
+    def toggle_dev_server(self, task_id: str) -> tuple[bool, str]:
+        """Start the task's dev server, or stop it when it runs (here or in another aura):
+        (started, its URL) or (False, "") once stopped. Blocks until the process started or
+        stopped: call it off the UI thread."""
+        if self.runtime is None or not hasattr(self.runtime, "start_dev_server"):
+            raise RuntimeError("dev servers need the engine runtime, which is not available here")
+        if self.runtime.dev_server(task_id) is not None:
+            self.runtime.stop_dev_server(task_id)
+            return False, ""
+        dev = self.runtime.start_dev_server(task_id)
+        return True, str(dev.url)
 
     def counts(self, tasks: Iterable[Task] | None = None) -> dict[str, int]:
         """Tasks per column: one grouped query when the store has it (no task is loaded)."""

@@ -32,7 +32,9 @@ from aura_core.contracts import (
     ExecutionStatus,
     InvalidTransition,
     MachineState,
+    RunReason,
     Session,
+    SessionStatus,
     Task,
 )
 from aura_core.engine.prompts import default_templates, merge_templates, parse_verdict, render
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
 
 LIVE = (ExecutionStatus.queued, ExecutionStatus.running)
 PERMISSION_TIMEOUT_S = 30 * 60  # an unanswered permission request is denied after this
+DEV_PORT = "dev_port"  # the task option holding its dev-server port
+DEV_STAGE = RunReason.dev_server.value  # the stage of a dev server's session
 
 
 class RuntimeError_(Exception):
@@ -120,6 +124,46 @@ class _Driver:
         self.lock = threading.Lock()
 
 
+@dataclass(frozen=True, slots=True)
+class DevServer:
+    """A task's running dev server: its port, its session (the log), who runs it."""
+
+    task_id: str
+    port: int
+    session_id: str
+    pid: int | None
+    here: bool  # started by this aura process (else by another one, e.g. the board)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class _DevRun:
+    """A dev server this process runs: its session runner and the thread streaming it."""
+
+    def __init__(self, task_id: str, port: int, runner: SessionRunner) -> None:
+        self.task_id = task_id
+        self.port = port
+        self.runner = runner
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+def port_in_use(port: int) -> bool:
+    """Is something listening on 127.0.0.1:port (a socket in TIME_WAIT does not count)?"""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def _options(task: Task) -> RunOptions:
     known = set(RunOptions.__dataclass_fields__)
     data = {k: v for k, v in (task.options or {}).items() if k in known}
@@ -157,6 +201,7 @@ class Runtime:
         self.answers_permissions = False  # the board sets it: it shows permission requests
         self._permissions: dict[str, tuple[threading.Event, list[Any]]] = {}
         self._fetch_lock = threading.Lock()  # one branch.fetch into the local repos at a time
+        self._dev: dict[str, _DevRun] = {}  # task id -> the dev server this process runs
         self.hub: HubThread | None = None
         self._router: RemoteRouter | None = None
         self._own_hub = False
@@ -302,6 +347,8 @@ class Runtime:
         return all(is_clean(p) for p in execution.workspace if Path(p).exists())
 
     def check_move(self, task_id: str, column_id: str) -> MoveDecision:
+        """The board's answer. A dev server does not count as a running process: it keeps
+        serving while a follow-up changes the code (approve, cancel and remove stop it)."""
         task = self.store.get_task(task_id)
         return self.board.move(
             task,
@@ -348,6 +395,183 @@ class Runtime:
             blocked_reason=None,
         )
         self._changed(task_id)
+
+    # ---- dev servers ------------------------------------------------------------------------
+    def dev_port(self, task_id: str) -> int:
+        """The task's own port (for its dev server; $AURA_PORT and $PORT of its agent and
+        scripts): picked once from [runtime] dev_port_base on, one no other task has and
+        nothing listens on, then kept in the task's options."""
+        with self._lock:
+            task = self.store.get_task(task_id)
+            port = task.options.get(DEV_PORT)
+            if isinstance(port, int):
+                return port
+            taken = {t.options.get(DEV_PORT) for t in self.store.list_tasks()}
+            first = self.config.runtime.dev_port_base
+            last = min(first + self.config.runtime.dev_port_count, 65536) - 1
+            for candidate in range(first, last + 1):
+                if candidate in taken or port_in_use(candidate):
+                    continue
+                self.store.update_task(task_id, options={**task.options, DEV_PORT: candidate})
+                return candidate
+        raise RuntimeError_(
+            f"no free dev-server port in {first}-{last}: raise [runtime] dev_port_count or "
+            "remove finished tasks"
+        )
+
+    def _port_env(self, task_id: str) -> dict[str, str]:
+        """$AURA_PORT and $PORT for a local stage; none when no port is left (the run goes on)."""
+        try:
+            port = str(self.dev_port(task_id))
+        except RuntimeError_:
+            return {}
+        return {"AURA_PORT": port, "PORT": port}
+
+    def dev_server(self, task_id: str) -> DevServer | None:
+        """The task's running dev server, started by this process or by another aura."""
+        with self._lock:
+            run = self._dev.get(task_id)
+        if run is not None and not run.done.is_set():
+            pid = run.runner._agent.pid if run.runner._agent is not None else None
+            return DevServer(task_id, run.port, run.runner.session_id, pid, here=True)
+        session = self._dev_session_elsewhere(task_id)
+        if session is None:
+            return None
+        task = self.store.get_task(task_id)
+        port = task.options.get(DEV_PORT)
+        if not isinstance(port, int):
+            return None
+        return DevServer(task_id, port, session.id, session.pid, here=False)
+
+    def dev_servers(self) -> dict[str, int]:
+        """Task id -> port of the dev servers this process runs (cheap: no store access)."""
+        with self._lock:
+            return {t: r.port for t, r in self._dev.items() if not r.done.is_set()}
+
+    def _dev_session_elsewhere(self, task_id: str) -> Session | None:
+        """A running dev-server session of this task that another live aura process owns."""
+        for session in self.store.list_sessions(task_id=task_id):
+            if session.stage != DEV_STAGE or session.status != SessionStatus.running:
+                continue
+            if procinfo.is_alive(session.owner_pid, session.owner_start) and (
+                session.pgid and procinfo.group_alive(session.pgid)
+            ):
+                return session
+        return None
+
+    def start_dev_server(self, task_id: str, timeout: float = 15) -> DevServer:
+        """Run [scripts] dev_server in the task's worktree, as a session of stage dev_server
+        (its output is a normal session log; its process group is stopped with it). The task's
+        state does not change. Stopped by stop_dev_server(), approve, merge, cancel, remove and
+        shutdown()."""
+        script = self.config.scripts.dev_server
+        task = self.store.get_task(task_id)
+        if not script:
+            raise RuntimeError_(
+                "no dev server configured: set [scripts] dev_server in config.toml, e.g. "
+                'dev_server = "npm run dev -- --port $AURA_PORT"'
+            )
+        if self._remote_branch(task) is not None:
+            raise RuntimeError_(
+                f"task '{task.title}' ran on worker {task.worker_id}: it has no local worktree "
+                "to run a dev server in"
+            )
+        paths = [p for p in self.workspace(task_id) if Path(p).exists()]
+        if not paths:
+            raise RuntimeError_(f"task '{task.title}' has no worktree yet: start it first")
+        with self._lock:
+            if self._closing:
+                raise RuntimeError_("aura is quitting; no new dev server")
+            running = self.dev_server(task_id)
+            if running is not None:
+                raise RuntimeError_(
+                    f"the dev server of task '{task.title}' is already running at {running.url}"
+                )
+            port = self.dev_port(task_id)
+            if port_in_use(port):
+                raise RuntimeError_(
+                    f"port {port} of task '{task.title}' is taken by another program; stop it "
+                    "and try again"
+                )
+            task = self.store.get_task(task_id)
+            request = RunRequest(
+                session_id=uuid.uuid4().hex,
+                prompt=f"{DEV_STAGE}: {script}",
+                cwd=Path(paths[0]),
+                options=RunOptions(base_command="sh", params=["-c", script]),
+                env={**dict(task.options.get("vars") or {}), **self._port_env(task_id)},
+            )
+            runner = SessionRunner(
+                self.store,
+                CommandExecutor(),
+                request,
+                executor_name="custom",
+                sink=_StageSink(self, task_id),
+                task_id=task_id,
+                stage=DEV_STAGE,
+            )
+            run = _DevRun(task_id, port, runner)
+            run.thread = threading.Thread(
+                target=self._serve, args=(run,), name=f"aura-dev-{task_id[:8]}", daemon=True
+            )
+            self._dev[task_id] = run
+            run.thread.start()
+        deadline = time.monotonic() + timeout
+        while not runner.started.wait(0.02):
+            if run.done.is_set() or time.monotonic() > deadline:
+                break
+        if run.error is not None:
+            raise RuntimeError_(f"the dev server could not start: {run.error}")
+        self._changed(task_id)
+        pid = runner._agent.pid if runner._agent is not None else None
+        return DevServer(task_id, port, runner.session_id, pid, here=True)
+
+    def _serve(self, run: _DevRun) -> None:
+        result: RunResult | None = None
+        try:
+            result = run.runner.run()
+        except BaseException as exc:  # SetupRequired (could not spawn sh), a store failure
+            run.error = exc
+        finally:
+            with self._lock:
+                if self._dev.get(run.task_id) is run:
+                    del self._dev[run.task_id]
+            run.done.set()
+        if self._closing:
+            return
+        if result is not None and result.status == "failed" and not run.runner.stopping:
+            self._notify(run.task_id, f"the dev server exited: {result.error}", "warning")
+        self._changed(run.task_id)
+
+    def wait_dev_server(self, task_id: str, timeout: float | None = None) -> bool:
+        """Block until the dev server this process runs for the task ends; False on timeout."""
+        with self._lock:
+            run = self._dev.get(task_id)
+        return True if run is None else run.done.wait(timeout)
+
+    def stop_dev_server(self, task_id: str, timeout: float = 15) -> bool:
+        """Stop the task's dev server (its whole process group); False when none was running.
+        One another aura process runs is stopped through the process group it recorded."""
+        import signal
+
+        with self._lock:
+            run = self._dev.get(task_id)
+        if run is not None:
+            run.runner.stop()
+            if run.thread is not None and run.thread is not threading.current_thread():
+                run.thread.join(timeout)
+            return True
+        session = self._dev_session_elsewhere(task_id)
+        if session is None or not session.pgid:
+            return False
+        procinfo.kill_group(session.pgid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while procinfo.group_alive(session.pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if procinfo.group_alive(session.pgid):
+            procinfo.kill_group(session.pgid, signal.SIGKILL)
+        self._changed(task_id)
+        return True
 
     # ---- engine -----------------------------------------------------------------------------
     def _apply(self, execution_id: str, event: ExecutionEvent) -> tuple[ExecutionAction, ...]:
@@ -469,6 +693,7 @@ class Runtime:
                 f"task '{task.title}' has uncommitted changes in its worktree: commit or "
                 "discard them (or ask for a follow-up) before approving"
             )
+        self.stop_dev_server(task_id)
         if merge:
             self.merge(task_id)
         done = self.board.column_for_state(CanonicalTaskState.done)
@@ -479,8 +704,10 @@ class Runtime:
         return task
 
     def cancel(self, task_id: str) -> None:
-        """Stop a task's live execution (its whole process group) and mark it cancelled."""
+        """Stop a task's live execution (its whole process group) and its dev server, and mark
+        it cancelled."""
         task = self.store.get_task(task_id)
+        self.stop_dev_server(task_id)
         execution = self.latest_execution(task_id)
         with self._lock:
             queued = next((q for q in self._queue if q[0] == task_id), None)
@@ -534,6 +761,9 @@ class Runtime:
             queued = list(self._queue)
             self._queue.clear()
             drivers = list(self._drivers.values())
+            dev = list(self._dev.values())
+        for run in dev:
+            run.runner.stop()
         for task_id, execution_id in queued:
             self._apply(execution_id, ExecutionEvent(kind=EventKind.cancel_requested))
             self._place(task_id, self.board.column_for_state(CanonicalTaskState.ready).id)
@@ -558,6 +788,9 @@ class Runtime:
         for driver in drivers:
             if driver.thread is not None:
                 driver.thread.join(timeout)
+        for run in dev:
+            if run.thread is not None:
+                run.thread.join(timeout)
         if self._router is not None:
             self._router.close()
         if self._own_hub and self.hub is not None:
@@ -731,6 +964,12 @@ class Runtime:
             return Path(f"{target.worker}:{target.branch}")
         return self._workdir(driver)
 
+    def _stage_port_env(self, driver: _Driver) -> dict[str, str]:
+        """The task's port for a stage run here (a worker's ports are its own business)."""
+        if self._remote_target(driver) is not None:
+            return {}
+        return self._port_env(driver.task_id)
+
     def _prepare_was_interrupted(self, task_id: str, execution_id: str) -> bool:
         """Did an earlier execution die while checking out the worktree (files may be missing)?"""
         for execution in self.store.list_executions(task_id):
@@ -789,7 +1028,7 @@ class Runtime:
             prompt=f"{stage.value}: {script}",
             cwd=self._stage_cwd(driver),
             options=RunOptions(base_command="sh", params=["-c", script]),
-            env=dict(task.options.get("vars") or {}),
+            env={**dict(task.options.get("vars") or {}), **self._stage_port_env(driver)},
         )
         return self._run_session(driver, CommandExecutor(), "custom", request, stage)
 
@@ -933,7 +1172,11 @@ class Runtime:
             resume_id=parent.agent_session_id if parent else None,
             options=options,
             executable=self._executable(task.executor),
-            env={**self._executor_env(task.executor), **dict(options.vars)},
+            env={
+                **self._stage_port_env(driver),
+                **self._executor_env(task.executor),
+                **dict(options.vars),
+            },
         )
         sink = _StageSink(self, task.id)
         try:
@@ -1076,7 +1319,7 @@ class Runtime:
             mode=RunMode.review,
             options=options,
             executable=self._executable(name),
-            env={**self._executor_env(name), **dict(options.vars)},
+            env={**self._stage_port_env(driver), **self._executor_env(name), **dict(options.vars)},
         )
         sink = _StageSink(self, task.id)
         try:
@@ -1148,6 +1391,7 @@ class Runtime:
             raise RuntimeError_(f"task '{task.title}' has no worktree to merge")
         if self.is_running(task_id):
             raise RuntimeError_(f"task '{task.title}' is running; wait or cancel it first")
+        self.stop_dev_server(task_id)
         results: list[Any] = []
         if branch is not None:
             if rebase:
@@ -1301,6 +1545,7 @@ class Runtime:
         task = self.store.get_task(task_id)
         if self.is_running(task_id):
             raise RuntimeError_(f"task '{task.title}' is running; cancel it first")
+        self.stop_dev_server(task_id)
         paths = [p for p in self.workspace(task_id) if Path(p).exists()]
         removed = (
             remove_workspace(paths, base=task.base_branch, force=force, delete_branches=True)

@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -63,6 +64,10 @@ def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> 
     follow = cmd("follow-up", "send feedback to the agent and run it again")
     follow.add_argument("--feedback", "-p", required=True, help="what to change")
     cmd("cancel", "stop a task's run (its whole process tree)")
+    dev = cmd("dev", "run the dev server in the task's worktree on its own port, until Ctrl-C")
+    dev.add_argument(
+        "--stop", action="store_true", help="stop the one the board (or another aura) runs"
+    )
     diff = cmd("diff", "the task's diff against its base branch")
     diff.add_argument("--turn", type=int, help="only this agent turn (1 = first)")
     diff.add_argument("--stat", action="store_true", help="only the file list with +/- counts")
@@ -211,6 +216,84 @@ def _follow(rt: Any, task_id: str, *, as_json: bool) -> int:
     return 0 if task.state in ("review", "done") else 1
 
 
+def _dev(rt: Any, task: Any, args: argparse.Namespace) -> int:
+    """`aura task dev`: [scripts] dev_server in the task's worktree, in the foreground: its URL,
+    then its output until it exits or Ctrl-C stops it (its whole process group)."""
+    out = sys.stdout
+    if args.stop:
+        stopped = rt.stop_dev_server(task.id)
+        if args.json:
+            json.dump({"task": task.id, "stopped": stopped}, out)
+            out.write("\n")
+        else:
+            out.write(
+                f"{task.title}: " + ("dev server stopped\n" if stopped else "no dev server\n")
+            )
+        return 0
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    lock = threading.Lock()
+    session_ids: list[str] = []  # the dev server's session, once it started
+    pending: list[str] | None = []  # its lines, held back until the URL is printed
+
+    def on_event(event: Any) -> None:
+        if event.task_id != task.id or args.json:
+            return
+        started = event.kind == "session_started" and not session_ids
+        if started and rt.store.get_session(event.session_id).stage == "dev_server":
+            session_ids.append(event.session_id)
+        if event.kind != "log" or event.session_id not in session_ids:
+            return
+        marks = {"stderr": "[stderr] ", "system": "[aura] "}
+        text = "".join(f"{marks.get(row[2], '')}{row[4]}\n" for row in event.rows)
+        with lock:
+            if pending is not None:
+                pending.append(text)
+                return
+            out.write(text)
+            out.flush()
+
+    unsubscribe = rt.subscribe(on_event)
+    try:
+        dev = rt.start_dev_server(task.id)
+    except BaseException:
+        unsubscribe()
+        raise
+    with lock:
+        if args.json:
+            json.dump({"task": task.id, "port": dev.port, "url": dev.url,
+                       "session": dev.session_id}, out)  # fmt: skip
+            out.write("\n")
+        else:
+            out.write(f"{dev.url}\n")
+            sys.stderr.write(
+                f"[aura] {task.title}: dev server on {dev.url} (session {dev.session_id[:8]}); "
+                "Ctrl-C stops it\n"
+            )
+            out.write("".join(pending or []))
+        pending = None
+        out.flush()
+    try:
+        while not rt.wait_dev_server(task.id, 0.1):
+            if received:
+                rt.stop_dev_server(task.id)
+    finally:
+        unsubscribe()
+        rt.stop_dev_server(task.id)
+    session = rt.store.get_session(dev.session_id)
+    status = session.status.value
+    if not args.json:
+        sys.stderr.write(f"[aura] {task.title}: dev server {status}\n")
+    if received:
+        return 128 + received[0]
+    return 0 if status == "completed" else 1
+
+
 def _diff(rt: Any, task: Any, args: argparse.Namespace) -> int:
     diff = rt.diff(task.id, args.turn)
     if args.json:
@@ -339,6 +422,8 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
         rt.cancel(task.id)
         sys.stdout.write(f"{task.title}: cancelled\n")
         return 0
+    if command == "dev":
+        return _dev(rt, task, args)
     if command == "diff":
         return _diff(rt, task, args)
     if command == "review":

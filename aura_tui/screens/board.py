@@ -77,6 +77,14 @@ class BoardScreen(Screen[None]):
         ),
         Binding("f", "follow_up", "Follow-up", id="board.follow_up", tooltip="Ask for a follow-up"),
         Binding("x", "cancel_task", "Cancel task", id="board.cancel", show=False),
+        Binding(
+            "v",
+            "dev_server",
+            "Dev server",
+            id="board.dev_server",
+            show=False,
+            tooltip="Start or stop the task's dev server ([scripts] dev_server) on its own port",
+        ),
         Binding("slash", "filter", "Filter", id="board.filter", tooltip="Filter cards"),
         Binding("escape", "escape", "Clear", id="board.escape", show=False),
     ]
@@ -538,7 +546,7 @@ class BoardScreen(Screen[None]):
     # --- bindings per context -----------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         card = self.current_card
-        needs_card = ("move_card", "open_task", "start", "cancel_task")
+        needs_card = ("move_card", "open_task", "start", "cancel_task", "dev_server")
         if action in needs_card:
             return card is not None
         if action in ("diff", "approve", "follow_up"):
@@ -812,6 +820,26 @@ class BoardScreen(Screen[None]):
         if card is not None:
             cancelled = self.aura.service.board.column_for_state(CS.cancelled).id
             self.request_move(card.id, cancelled)
+
+    def action_dev_server(self) -> None:
+        card = self.current_card
+        if card is not None:
+            self.toggle_dev_server(card.id, card.task.title)
+
+    @work(thread=True, group="dev_server")
+    def toggle_dev_server(self, task_id: str, title: str) -> None:
+        """Start or stop it off the UI thread (starting waits for the process, stopping for
+        its whole group to end); a toast says how it went."""
+        try:
+            started, url = self.aura.service.toggle_dev_server(task_id)
+        except Exception as exc:
+            self.app.call_from_thread(
+                self.notify, str(exc), title="Dev server", severity="error", timeout=8
+            )
+            return
+        message = f"'{title}': dev server on {url}" if started else f"'{title}': dev server stopped"
+        self.app.call_from_thread(self.notify, message, title="Dev server", timeout=8)
+        self.app.call_from_thread(self.request_refresh, {task_id})
 
     def action_diff(self) -> None:
         card = self.current_card

@@ -239,6 +239,8 @@ class Card(Widget):
                 d=str(info.deletions or 0),
             )
             meta = stats + meta
+        if info.dev_port is not None:  # first: a narrow card still shows it
+            meta = Content.from_markup("[$accent]:$port[/] ", port=str(info.dev_port)) + meta
         status = status_line(info, self.clock(), self.frame)
         return Content("\n").join([title, meta, status])
 
@@ -326,4 +328,5 @@ def _view(info: CardInfo | None) -> tuple[object, ...] | None:
         info.started_at,
         info.additions,
         info.deletions,
+        info.dev_port,
     )
