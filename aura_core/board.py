@@ -18,18 +18,24 @@ from aura_core.contracts.engine import CanonicalTaskState
 from aura_core.contracts.tasks import Task
 
 __all__ = [
+    "AFTER",
     "DEFAULT_COLUMNS",
     "DEFAULT_RULES",
     "DEFAULT_STATE_RULES",
     "REQUIRED_STATES",
+    "START_WHEN_READY",
     "Board",
     "BoardConfigError",
     "MoveDecision",
     "MoveIntent",
     "default_rules",
+    "unfinished_after",
 ]
 
 CS = CanonicalTaskState
+
+AFTER: Final = "after"  # the task option listing the ids of the tasks it runs after
+START_WHEN_READY: Final = "start_when_ready"  # the task option of a start waiting for them
 
 
 class BoardConfigError(ValueError):
@@ -41,6 +47,7 @@ class MoveIntent(StrEnum):
 
     none = "none"  # a plain move: nothing for the engine to do
     start = "start"  # ready -> running: create an execution, send start_requested
+    wait = "wait"  # a start of a task whose dependencies are not done: it waits in Ready
     follow_up = "follow_up"  # review -> running: ask the person for feedback first
     approve = "approve"  # review -> done
     cancel = "cancel"  # -> cancelled: send cancel_requested if an execution is live
@@ -147,6 +154,17 @@ def _intent(src: CanonicalTaskState, dst: CanonicalTaskState) -> MoveIntent:
     if src in _REOPEN_FROM and dst in _REOPEN_TO:
         return MoveIntent.reopen
     return MoveIntent.none
+
+
+def unfinished_after(task: Task, lookup: Callable[[str], Task | None]) -> list[Task]:
+    """The tasks `task` runs after (`options["after"]`) that are not Done yet, looked up by id;
+    a removed one (lookup gives None) no longer counts."""
+    out = []
+    for dep_id in task.options.get(AFTER) or []:
+        dep = lookup(dep_id) if isinstance(dep_id, str) else None
+        if dep is not None and dep.state is not CS.done:
+            out.append(dep)
+    return out
 
 
 def _label(task: Task) -> str:

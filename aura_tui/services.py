@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aura_core.board import Board, MoveDecision, MoveIntent
+from aura_core.board import (
+    AFTER,
+    START_WHEN_READY,
+    Board,
+    MoveDecision,
+    MoveIntent,
+    unfinished_after,
+)
 from aura_core.contracts import CanonicalTaskState, Session, SessionStatus, Task
 
 CS = CanonicalTaskState
@@ -65,6 +72,8 @@ class CardInfo:
     additions: int | None = None
     deletions: int | None = None
     dev_port: int | None = None  # its dev server runs (started here) on this port
+    after: tuple[str, ...] = ()  # titles of the unfinished tasks it runs after
+    starts_after: bool = False  # a start waits for them: it starts once they are done
 
     @property
     def id(self) -> str:
@@ -230,10 +239,33 @@ class AuraService:
     def cards(self, tasks: Iterable[Task] | None = None) -> list[CardInfo]:
         running = self.running_task_ids()
         dev = self.dev_servers()
-        return [self.card(t, running, dev) for t in (self.tasks() if tasks is None else tasks)]
+        listed = self.tasks() if tasks is None else list(tasks)
+        by_id = {t.id: t for t in listed}
+        if any(t.options.get(AFTER) for t in listed) and tasks is not None:
+            by_id = {t.id: t for t in self.tasks()} | by_id
+        return [self.card(t, running, dev, by_id) for t in listed]
+
+    def _unfinished_after(self, task: Task, by_id: dict[str, Task] | None) -> list[Task]:
+        if not task.options.get(AFTER) or task.state not in (CS.backlog, CS.ready):
+            return []
+
+        def lookup(task_id: str) -> Task | None:
+            if by_id is not None:
+                return by_id.get(task_id)
+            try:
+                found: Task = self.store.get_task(task_id)
+            except Exception:  # removed
+                return None
+            return found
+
+        return unfinished_after(task, lookup)
 
     def card(
-        self, task: Task, running: set[str] | None = None, dev: dict[str, int] | None = None
+        self,
+        task: Task,
+        running: set[str] | None = None,
+        dev: dict[str, int] | None = None,
+        by_id: dict[str, Task] | None = None,
     ) -> CardInfo:
         running = self.running_task_ids() if running is None else running
         dev = self.dev_servers() if dev is None else dev
@@ -263,7 +295,9 @@ class AuraService:
         if status == RUNNING and started is None:
             started = self._session_start(task.id)
         adds, dels = stats if stats else (None, None)
-        return CardInfo(task, status, reason, started, adds, dels, dev.get(task.id))
+        after = tuple(t.title for t in self._unfinished_after(task, by_id))
+        waits = bool(after) and bool(task.options.get(START_WHEN_READY))
+        return CardInfo(task, status, reason, started, adds, dels, dev.get(task.id), after, waits)
 
     def _session_start(self, task_id: str) -> float | None:
         try:
@@ -318,9 +352,11 @@ class AuraService:
         base_branch: str | None = None,
         review: bool = False,
         column_id: str | None = None,
+        after: list[str] | None = None,
     ) -> Task:
         column = column_id or self.board.column_for_state(CS.backlog).id
         if self.runtime is not None:
+            extra: dict[str, Any] = {"after": after} if after else {}
             task: Task = self.runtime.add_task(
                 title,
                 prompt,
@@ -331,8 +367,11 @@ class AuraService:
                 base_branch=base_branch,
                 review=review,
                 column_id=column,
+                **extra,
             )
             return task
+        if after:
+            raise RuntimeError("dependencies need the engine runtime, which is not available here")
         import uuid
 
         now = self.clock()

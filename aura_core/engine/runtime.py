@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aura_core import procinfo
-from aura_core.board import Board, MoveDecision, MoveIntent
+from aura_core.board import (
+    AFTER,
+    START_WHEN_READY,
+    Board,
+    MoveDecision,
+    MoveIntent,
+    unfinished_after,
+)
 from aura_core.config import AuraConfig
 from aura_core.contracts import (
     ActionKind,
@@ -164,6 +171,16 @@ def port_in_use(port: int) -> bool:
     return False
 
 
+def _names(tasks: list[Task]) -> str:
+    """'A', 'A' and 'B', 'A', 'B' and 'C'."""
+    names = [f"'{t.title}'" for t in tasks]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _without(options: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k not in keys}
+
+
 def _options(task: Task) -> RunOptions:
     known = set(RunOptions.__dataclass_fields__)
     data = {k: v for k, v in (task.options or {}).items() if k in known}
@@ -274,12 +291,18 @@ class Runtime:
         base_branch: str | None = None,
         review: bool = False,
         column_id: str | None = None,
+        after: list[str] | None = None,
     ) -> Task:
+        """A new card. `after`: tasks (ids, id prefixes or titles) it must not start before."""
         from aura_core.git.repo import find_repo
 
         if not title.strip():
             raise RuntimeError_("a task needs a title")
         get_executor(executor, config=self.config)  # unknown names are refused now
+        options = dict(options or {})
+        after_ids = self._check_after(None, after or [])
+        if after_ids:
+            options[AFTER] = after_ids
         roots = [str(find_repo(r)) for r in (repos or [os.getcwd()])]
         column = self.board.column(column_id) if column_id else self.board.columns[0]
         if column.canonical_state not in (CanonicalTaskState.backlog, CanonicalTaskState.ready):
@@ -294,7 +317,7 @@ class Runtime:
             prompt=prompt,
             executor=executor,
             model=model,
-            options=options or {},
+            options=options,
             repos=roots,
             base_branch=base_branch,
             column_id=column.id,
@@ -311,6 +334,157 @@ class Runtime:
     def _changed(self, task_id: str) -> None:
         self._emit(RuntimeEvent("task_changed", task_id))
 
+    # ---- dependencies -----------------------------------------------------------------------
+    def resolve_task(self, ref: str) -> Task:
+        """A task by id (or unique id prefix) or, failing that, by its title (ignoring case)."""
+        from aura_core.store.errors import NotFound
+
+        try:
+            return self.store.find_task(ref)
+        except NotFound:
+            wanted = " ".join(ref.split()).casefold()
+            found = [
+                t for t in self.store.list_tasks() if " ".join(t.title.split()).casefold() == wanted
+            ]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise RuntimeError_(
+                    f"{len(found)} tasks are titled '{ref.strip()}': give the id instead"
+                ) from None
+            raise RuntimeError_(
+                f"no task has the id or title '{ref.strip()}': list them with `aura task list`"
+            ) from None
+
+    def unfinished_after(self, task: Task) -> list[Task]:
+        """The tasks it runs after that are not Done yet."""
+
+        def lookup(task_id: str) -> Task | None:
+            from aura_core.store.errors import NotFound
+
+            try:
+                return self.store.get_task(task_id)
+            except NotFound:
+                return None
+
+        return unfinished_after(task, lookup)
+
+    def _check_after(self, task_id: str | None, refs: list[str]) -> list[str]:
+        """The ids of the tasks `refs` name; unknown ones and cycles are refused."""
+        ids: list[str] = []
+        for ref in refs:
+            dep = self.resolve_task(ref)
+            if dep.id == task_id:
+                raise RuntimeError_(f"task '{dep.title}' cannot run after itself")
+            if dep.id not in ids:
+                ids.append(dep.id)
+        if task_id is None or not ids:
+            return ids
+        tasks = {t.id: t for t in self.store.list_tasks()}
+        for dep_id in ids:
+            stack, seen = [dep_id], set()
+            while stack:
+                current = stack.pop()
+                if current in seen:
+                    continue
+                seen.add(current)
+                after = (tasks[current].options.get(AFTER) or []) if current in tasks else []
+                if task_id in after:
+                    raise RuntimeError_(
+                        f"'{tasks[dep_id].title}' already runs after '{tasks[task_id].title}'"
+                        + ("" if current == dep_id else f" (through '{tasks[current].title}')")
+                        + ": that would be a cycle"
+                    )
+                stack.extend(a for a in after if isinstance(a, str))
+        return ids
+
+    def set_after(self, task_id: str, refs: list[str]) -> Task:
+        """The tasks this one runs after (ids, id prefixes or titles); [] clears them. A waiting
+        task whose dependencies are no longer unfinished stops waiting: start it yourself."""
+        with self._lock:
+            task = self.store.get_task(task_id)
+            ids = self._check_after(task.id, refs)
+            options = _without(task.options, AFTER)
+            if ids:
+                options[AFTER] = ids
+            task = self.store.update_task(task_id, options=options, updated_at=self.clock())
+            if task.options.get(START_WHEN_READY) and not self.unfinished_after(task):
+                task = self.store.update_task(
+                    task_id, options=_without(task.options, START_WHEN_READY)
+                )
+        self._changed(task_id)
+        return task
+
+    def _wait_line(self, task: Task, pending: list[Task]) -> str:
+        verb = "is" if len(pending) == 1 else "are"
+        return f"'{task.title}' starts when {_names(pending)} {verb} done"
+
+    def _no_longer_waiting(self, task_id: str) -> dict[str, Any]:
+        """The update_task fields that drop a waiting start's mark (none when not waiting)."""
+        options = self.store.get_task(task_id).options
+        if START_WHEN_READY not in options:
+            return {}
+        return {"options": _without(options, START_WHEN_READY)}
+
+    def _mark_waiting(self, task_id: str, reason: str) -> None:
+        with self._lock:
+            task = self.store.get_task(task_id)
+            options = {**task.options, START_WHEN_READY: True}
+            self.store.update_task(task_id, options=options, updated_at=self.clock())
+        self._changed(task_id)
+        self._notify(task_id, reason)
+        self._release_waiting()  # a dependency may have been approved meanwhile
+
+    def _release_waiting(self) -> list[str]:
+        """Start every waiting task whose dependencies are all Done, as a person's start would
+        (so its worktree branches from the base as it is now). The ids of those started."""
+        started: list[str] = []
+        running = self.board.column_for_state(CanonicalTaskState.running).id
+        for task in self.store.list_tasks():
+            if not task.options.get(START_WHEN_READY) or self.unfinished_after(task):
+                continue
+            with self._lock:
+                task = self.store.get_task(task.id)
+                if not task.options.get(START_WHEN_READY):
+                    continue
+                self.store.update_task(task.id, options=_without(task.options, START_WHEN_READY))
+            try:
+                decision = self.move(task.id, running)
+            except RuntimeError_ as exc:
+                self._notify(task.id, f"'{task.title}' could not start: {exc}", "warning")
+                continue
+            if decision.ok and decision.intent is MoveIntent.start:
+                started.append(task.id)
+                self._notify(task.id, f"'{task.title}' started: what it runs after is done")
+            elif not decision.ok:
+                self._notify(
+                    task.id, f"'{task.title}' could not start: {decision.reason}", "warning"
+                )
+        return started
+
+    def _dependency_gone(self, task: Task, what: str) -> None:
+        """A task others run after was cancelled or removed: tasks waiting for it stay in Ready
+        (not started), each with a notice; a removed one is dropped from their lists."""
+        for other in self.store.list_tasks():
+            after = other.options.get(AFTER) or []
+            if task.id not in after:
+                continue
+            options = dict(other.options)
+            if what == "removed":
+                kept = [a for a in after if a != task.id]
+                options = _without(options, AFTER) | ({AFTER: kept} if kept else {})
+            waiting = bool(options.pop(START_WHEN_READY, False))
+            if options != other.options:
+                self.store.update_task(other.id, options=options, updated_at=self.clock())
+                self._changed(other.id)
+            if waiting:
+                self._notify(
+                    other.id,
+                    f"'{other.title}' stays in Ready, not started: '{task.title}', which it runs "
+                    f"after, was {what}",
+                    "warning",
+                )
+
     def sessions(self, task_id: str) -> list[Session]:
         return list(reversed(self.store.list_sessions(task_id=task_id)))
 
@@ -324,6 +498,11 @@ class Runtime:
     def running_task_ids(self) -> set[str]:
         with self._lock:
             return set(self._drivers)
+
+    def live_here(self) -> set[str]:
+        """The tasks this process drives, or has queued for a free slot."""
+        with self._lock:
+            return set(self._drivers) | {task_id for task_id, _ in self._queue}
 
     def is_running(self, task_id: str) -> bool:
         with self._lock:
@@ -348,15 +527,27 @@ class Runtime:
 
     def check_move(self, task_id: str, column_id: str) -> MoveDecision:
         """The board's answer. A dev server does not count as a running process: it keeps
-        serving while a follow-up changes the code (approve, cancel and remove stop it)."""
+        serving while a follow-up changes the code (approve, cancel and remove stop it). A start
+        of a task whose dependencies are not all Done becomes a wait: it stays where it is."""
         task = self.store.get_task(task_id)
-        return self.board.move(
+        decision = self.board.move(
             task,
             column_id,
             tasks_in_columns=self.counts(),
             git_clean=lambda: self.git_clean(task_id),
             has_running_process=self.is_running(task_id),
         )
+        if decision.ok and decision.intent is MoveIntent.start:
+            pending = self.unfinished_after(task)
+            if pending:
+                return MoveDecision(
+                    True,
+                    MoveIntent.wait,
+                    self._wait_line(task, pending),
+                    decision.from_column_id,
+                    decision.from_column_id,
+                )
+        return decision
 
     def move(self, task_id: str, column_id: str, feedback: str | None = None) -> MoveDecision:
         """A person's move: validated by the board, then carried out through the engine."""
@@ -376,6 +567,8 @@ class Runtime:
             self.follow_up(task_id, feedback)
         elif intent is MoveIntent.start:
             self.start(task_id)
+        elif intent is MoveIntent.wait:
+            self._mark_waiting(task_id, decision.reason)
         elif intent is MoveIntent.approve:
             self.approve(task_id)
         elif intent is MoveIntent.cancel:
@@ -387,12 +580,16 @@ class Runtime:
 
     def _place(self, task_id: str, column_id: str) -> None:
         column = self.board.column(column_id)
+        fields: dict[str, Any] = {}
+        if column.canonical_state is not CanonicalTaskState.ready:  # no longer waiting to start
+            fields = self._no_longer_waiting(task_id)
         self.store.update_task(
             task_id,
             column_id=column.id,
             state=column.canonical_state,
             updated_at=self.clock(),
             blocked_reason=None,
+            **fields,
         )
         self._changed(task_id)
 
@@ -618,6 +815,12 @@ class Runtime:
                     f"task '{task.title}' is in {task.state.value}: "
                     "ask for a follow-up instead of starting it again"
                 )
+            pending = self.unfinished_after(task)
+            if pending and task.state in (CanonicalTaskState.backlog, CanonicalTaskState.ready):
+                raise RuntimeError_(
+                    f"{self._wait_line(task, pending)}: move it to In Progress to have it wait, "
+                    f"or clear that with `aura task after {task.id[:8]} --clear`"
+                )
             now = self.clock()
             execution = Execution(
                 id=uuid.uuid4().hex,
@@ -635,6 +838,7 @@ class Runtime:
                 state=CanonicalTaskState.running,
                 blocked_reason=None,
                 updated_at=now,
+                **self._no_longer_waiting(task_id),
             )
             self._queue.append((task_id, execution.id))
         self._changed(task_id)
@@ -701,11 +905,18 @@ class Runtime:
             task_id, state=CanonicalTaskState.done, column_id=done.id, updated_at=self.clock()
         )
         self._changed(task_id)
+        self._release_waiting()  # tasks that run after this one, on the base that has its work
         return task
 
     def cancel(self, task_id: str) -> None:
         """Stop a task's live execution (its whole process group) and its dev server, and mark
-        it cancelled."""
+        it cancelled. Tasks waiting for it stay in Ready, not started."""
+        self._cancel(task_id)
+        task = self.store.get_task(task_id)
+        if task.state is CanonicalTaskState.cancelled:  # not one that was already done
+            self._dependency_gone(task, "cancelled")
+
+    def _cancel(self, task_id: str) -> None:
         task = self.store.get_task(task_id)
         self.stop_dev_server(task_id)
         execution = self.latest_execution(task_id)
@@ -1557,6 +1768,7 @@ class Runtime:
             self._drop_remote_copy(task, branch)
         self.store.delete_task(task_id)
         self._changed(task_id)
+        self._dependency_gone(task, "removed")
         return removed
 
     def orphans(self, *, clean: bool = False, force: bool = False) -> list[Any]:

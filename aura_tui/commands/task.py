@@ -51,6 +51,13 @@ def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> 
         "--var", action="append", default=[], metavar="KEY=VALUE", help="variable (repeatable)"
     )
     add.add_argument("--yolo", action="store_true", help="remove every agent guard")
+    add.add_argument(
+        "--after",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="start only once this task is done (id, prefix or title; repeatable)",
+    )
     cmd("list", "tasks by column", with_id=False)
     cmd("show", "a task with its executions, sessions and events")
     start = cmd("start", "start (or retry) a task and follow it until it waits for you")
@@ -64,6 +71,9 @@ def populate(task: argparse.ArgumentParser, common: argparse.ArgumentParser) -> 
     follow = cmd("follow-up", "send feedback to the agent and run it again")
     follow.add_argument("--feedback", "-p", required=True, help="what to change")
     cmd("cancel", "stop a task's run (its whole process tree)")
+    after = cmd("after", "set the tasks a task runs after (it starts once they are done)")
+    after.add_argument("deps", nargs="*", metavar="DEP", help="task id, prefix or title")
+    after.add_argument("--clear", action="store_true", help="run after no task")
     dev = cmd("dev", "run the dev server in the task's worktree on its own port, until Ctrl-C")
     dev.add_argument(
         "--stop", action="store_true", help="stop the one the board (or another aura) runs"
@@ -103,6 +113,8 @@ def _status(rt: Any, task: Any) -> str:
     execution = rt.latest_execution(task.id)
     if task.state == "blocked" and task.blocked_reason:
         return f"blocked: {task.blocked_reason}"
+    if task.state == "ready" and task.options.get("start_when_ready"):
+        return "ready (starts when what it runs after is done)"
     if execution is None:
         return task.state.value
     if execution.status in ("queued", "running"):
@@ -159,6 +171,9 @@ def _show(rt: Any, task: Any, args: argparse.Namespace) -> int:
         out.write(
             f"branch:    {last.branch or '-'}\nworktree:  {', '.join(last.workspace) or '-'}\n"
         )
+    deps = _after_line(rt, task)
+    if deps:
+        out.write(f"after:     {deps}\n")
     out.write(f"prompt:    {task.prompt}\n")
     for execution in executions:
         out.write(f"\nexecution {execution.id[:8]}: {execution.status.value}")
@@ -174,6 +189,24 @@ def _show(rt: Any, task: Any, args: argparse.Namespace) -> int:
                 f"  {s.id[:8]}  {s.stage or '-':<16} {s.executor:<10} {s.status.value}{code}\n"
             )
     return 0
+
+
+def _after_line(rt: Any, task: Any) -> str:
+    """`'Fix login' (review), 'Add docs' (done)`, plus whether its start waits for them."""
+    from aura_core.engine.runtime import AFTER, START_WHEN_READY
+    from aura_core.store.errors import NotFound
+
+    parts = []
+    for dep_id in task.options.get(AFTER) or []:
+        try:
+            dep = rt.store.get_task(dep_id)
+        except NotFound:
+            continue
+        parts.append(f"'{dep.title}' {dep.id[:8]} ({dep.state.value})")
+    line = ", ".join(parts)
+    if line and task.options.get(START_WHEN_READY):
+        line += "; starts when they are done"
+    return line
 
 
 def _follow(rt: Any, task_id: str, *, as_json: bool) -> int:
@@ -377,7 +410,7 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
         task = rt.add_task(
             args.title, args.prompt, args.executor, model=args.model, options=options,
             repos=args.repo or None, base_branch=args.base, review=args.review,
-            column_id=args.column,
+            column_id=args.column, after=args.after,
         )  # fmt: skip
         if args.json:
             json.dump(_task_dict(task), sys.stdout)
@@ -407,6 +440,9 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
         decision = rt.move(task.id, args.column, feedback=args.feedback)
         if not decision.ok:
             raise UserError(decision.reason, 1)
+        if decision.intent.value == "wait":
+            sys.stdout.write(f"{decision.reason}\n")
+            return 0
         if decision.intent.value in ("start", "follow_up"):
             return _follow(rt, task.id, as_json=args.json)
         sys.stdout.write(f"{task.title}: moved to {args.column}\n")
@@ -417,10 +453,25 @@ def _dispatch(rt: Any, args: argparse.Namespace) -> int:
     if command == "approve":
         task = rt.approve(task.id, merge=args.merge)
         sys.stdout.write(f"{task.title}: approved" + (" and merged\n" if args.merge else "\n"))
-        return 0
+        code = 0
+        for started in sorted(rt.live_here()):  # tasks that ran after it: follow them
+            sys.stdout.write(f"{rt.store.get_task(started).title}: started\n")
+            code = max(code, _follow(rt, started, as_json=args.json))
+        return code
     if command == "cancel":
         rt.cancel(task.id)
         sys.stdout.write(f"{task.title}: cancelled\n")
+        return 0
+    if command == "after":
+        if args.clear == bool(args.deps):
+            raise UserError("name the tasks it runs after, or --clear (not both)")
+        task = rt.set_after(task.id, args.deps)
+        if args.json:
+            json.dump(_task_dict(task), sys.stdout)
+            sys.stdout.write("\n")
+            return 0
+        line = _after_line(rt, task)
+        sys.stdout.write(f"{task.title}: " + (f"after {line}\n" if line else "after no task\n"))
         return 0
     if command == "dev":
         return _dev(rt, task, args)

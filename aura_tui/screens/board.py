@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
-from aura_core.board import MoveDecision
+from aura_core.board import AFTER, MoveDecision, MoveIntent
 from aura_core.contracts import CanonicalTaskState
 from aura_tui.services import CardInfo, ExecutorChoice, NewTask
 from aura_tui.widgets.card import Card
@@ -189,6 +189,11 @@ class BoardScreen(Screen[None]):
         running = service.running_task_ids()
         current = self.current_card
         follow = self._follow or (current.id if current else None)
+        task_ids = task_ids | {  # cards that run after these show whether they are done
+            info.id
+            for info in self._cards.values()
+            if set(info.task.options.get(AFTER) or ()) & task_ids
+        }
         dirty: set[str] = set()
         infos: list[CardInfo] = []
         for task_id in task_ids:
@@ -581,6 +586,9 @@ class BoardScreen(Screen[None]):
         if decision.needs_prompt:
             self.ask_follow_up(task_id, column_id=column_id)
             return
+        if decision.intent is MoveIntent.wait:  # stays where it is; the engine says until when
+            self.run_move(task_id, column_id, None)
+            return
         if decision.from_column_id == column_id:
             return
         self._place_now(task_id, column_id)
@@ -772,6 +780,7 @@ class BoardScreen(Screen[None]):
                 base_branch=data.get("base_branch") or None,
                 review=bool(data.get("review")),
                 column_id=column,
+                after=data.get("after") or None,
             )
         except Exception as exc:
             self.notify(f"Could not create the task: {exc}", severity="error")

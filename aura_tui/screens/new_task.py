@@ -27,6 +27,11 @@ def parse_options(text: str) -> dict[str, Any]:
     return out
 
 
+def parse_after(text: str) -> list[str]:
+    """`Fix login, 3f2a9c1b` -> the task ids or titles a new task runs after."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 class NewTaskScreen(ModalScreen[NewTask | None]):
     BINDINGS = [
         Binding("ctrl+s", "create", "Create", id="new.create"),
@@ -63,6 +68,12 @@ class NewTaskScreen(ModalScreen[NewTask | None]):
                     with Vertical(classes="field"):
                         yield Label("Base branch", classes="field-label")
                         yield Input(p.get("base_branch", ""), placeholder="default", id="base")
+                yield Label("After (starts once these are done)", classes="field-label")
+                yield Input(
+                    p.get("after_text", ""),
+                    placeholder="task ids or titles, comma-separated",
+                    id="after",
+                )
                 yield Label("Options (KEY=VALUE …)", classes="field-label")
                 yield Input(
                     p.get("options_text", ""),
@@ -128,6 +139,7 @@ class NewTaskScreen(ModalScreen[NewTask | None]):
             self.notify(str(exc), severity="warning")
             return
         repo = self.query_one("#repo", Input).value.strip()
+        after_text = self.query_one("#after", Input).value
         self.dismiss(
             {
                 "title": title,
@@ -142,6 +154,8 @@ class NewTaskScreen(ModalScreen[NewTask | None]):
                 # the form as typed, to reopen it if the task cannot be created
                 "repo": repo,
                 "options_text": options_text,
+                "after": parse_after(after_text),
+                "after_text": after_text,
             }
         )
 

@@ -118,6 +118,11 @@ def status_line(info: CardInfo, now: float, frame: int) -> Content:
         return Content.from_markup("[$text-muted]✓ done[/]")
     if status == CANCELLED:
         return Content.from_markup("[$text-muted]⊘ cancelled[/]")
+    if info.after:  # runs after tasks that are not done yet
+        names = ", ".join(info.after)
+        if info.starts_after:
+            return Content.from_markup("[$warning]⧗ starts after $names[/]", names=names)
+        return Content.from_markup("[$text-muted]⧗ after $names[/]", names=names)
     return Content.from_markup("[$text-muted]· idle[/]")
 
 
@@ -329,4 +334,6 @@ def _view(info: CardInfo | None) -> tuple[object, ...] | None:
         info.additions,
         info.deletions,
         info.dev_port,
+        info.after,
+        info.starts_after,
     )
