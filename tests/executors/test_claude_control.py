@@ -189,7 +189,8 @@ def test_ctrl_c_while_asked_stops_claude_and_keeps_the_log(
     make_model_server: Any, isolated_home: Path, tmp_path: Path
 ) -> None:
     require("claude")
-    server = make_model_server([Shell("git init -q never"), Text("unreachable")])
+    # the second turn answers the follow-up after the interruption
+    server = make_model_server([Shell("git init -q never"), Text("Picking up where we left off.")])
     env, repo = setup(server, isolated_home, tmp_path)
     child = supervised(env, repo, "ask me")
     child.expect(r"asks to use Bash: \$ git init -q never")
@@ -205,6 +206,17 @@ def test_ctrl_c_while_asked_stops_claude_and_keeps_the_log(
     session = json.loads(aura(env, "session", "latest", "--json").stdout)["session"]
     assert session["status"] == "killed", session["status"]
     assert "can_use_tool" in aura(env, "session", "latest", "--raw").stdout
+    # the interrupted conversation can be continued: the agent's session id was kept
+    killed = json.loads(aura(env, "session", "latest", "--json").stdout)["session"]
+    assert killed["agent_session_id"]
+    res = aura(env, "run", "--resume-latest", "-p", "go on without the command", "--no-tui",
+               "--executor-path", f"claude={agent_binary('claude')}")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "Picking up where we left off." in res.stdout
+    resumed = [r for r in server.main_requests() if "go on without the command" in r.text()]
+    assert resumed and "ask me" in resumed[-1].text()  # the earlier turn went back to the model
+    follow = json.loads(aura(env, "session", "latest", "--json").stdout)["session"]
+    assert follow["agent_session_id"] == killed["agent_session_id"]
 
 
 def test_the_board_is_asked_and_its_answer_reaches_claude(
