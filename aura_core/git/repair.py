@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygit2
 
-from aura_core.git.repo import PathLike, open_repo
+from aura_core.git.repo import PathLike, common_dir, open_repo
 
 
 def restore_missing(path: PathLike) -> list[str]:
@@ -39,12 +39,11 @@ def clear_stale_locks(path: PathLike, branch: str | None = None) -> list[str]:
     for a moment while committing, and a process killed in that moment leaves them forever.
     """
     try:
-        gitdir = Path(open_repo(path).path)
+        repo = open_repo(path)
     except Exception:
         return []
-    common = gitdir
-    with contextlib.suppress(OSError):
-        common = (gitdir / (gitdir / "commondir").read_text().strip()).resolve()
+    gitdir = Path(repo.path)
+    common = common_dir(repo)
     candidates = [gitdir / "index.lock", gitdir / "HEAD.lock"]
     if branch:
         candidates.append(common / "refs" / "heads" / f"{branch}.lock")
