@@ -36,6 +36,7 @@ from aura_core.executors.entries import (
     render_text,
 )
 from tests.executors.parse_util import feed, lines, run, tools
+from tests.executors.test_real_clis import aura, latest
 from tests.support import fixtures
 from tests.support.fixtures import agent_binary, missing_clis, offline_env, offline_model
 from tests.support.model_server import ModelServer, Shell, Text
@@ -209,25 +210,6 @@ def codex_env(server: ModelServer, home: Path) -> dict[str, str]:
 def agent_args() -> list[str]:
     return ["--executor-path", f"codex={agent_binary('codex')}", "--model",
             offline_model("codex") or "fake-model"]  # fmt: skip
-
-
-def aura(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aura_tui", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def latest(env: dict[str, str]) -> dict[str, Any]:
-    res = aura(env, "session", "latest", "--json")
-    assert res.returncode == 0, res.stderr
-    data: dict[str, Any] = json.loads(res.stdout)["session"]
-    return data
 
 
 def supervised(env: dict[str, str], *args: str) -> pexpect.spawn:
